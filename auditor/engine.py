@@ -1,0 +1,37 @@
+"""Evaluate every check against every job, in one pass, isolating failures per check."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+
+from auditor.check import Check, Context, Outcome, Status
+from auditor.model import Estate, Job
+from auditor.results import Result
+from auditor.settings import Policy
+
+log = logging.getLogger(__name__)
+
+
+def evaluate(
+    estate: Estate, checks: Sequence[Check], policy: Policy, as_of: datetime
+) -> tuple[Result, ...]:
+    """One result per job and check, ordered by job id then check id.
+
+    A check that raises yields an `error` result for that job; the scan goes on.
+    """
+    context = Context(policy=policy, estate=estate, as_of=as_of)
+    results: list[Result] = []
+    for job in estate.jobs:
+        for item in checks:
+            results.append(Result(item, job, _run(item, job, context)))
+    return tuple(results)
+
+
+def _run(item: Check, job: Job, context: Context) -> Outcome:
+    try:
+        return item(job, context)
+    except Exception as e:  # a broken check must not hide the other results
+        log.debug("check %s raised on %s", item.id, job.id, exc_info=True)
+        return Outcome(Status.ERROR, f"The check could not be evaluated: {type(e).__name__}.")

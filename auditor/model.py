@@ -1,0 +1,215 @@
+"""Normalized, immutable records that checks and reports read.
+
+Every field that Azure may omit is Optional: `None` means "not in the data", which checks turn
+into `unknown` rather than guessing. Records are built only by `auditor.normalize`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from types import MappingProxyType
+
+
+class TriggerType(Enum):
+    SCHEDULE = "Schedule"
+    EVENT = "Event"
+    MANUAL = "Manual"
+
+
+@dataclass(frozen=True, slots=True)
+class UserAssignedIdentity:
+    resource_id: str
+    principal_id: str | None
+    client_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """The `identity` block; `type` is Azure's string, e.g. "SystemAssigned,UserAssigned"."""
+
+    type: str | None
+    principal_id: str | None
+    user_assigned: tuple[UserAssignedIdentity, ...] = ()
+
+    @property
+    def is_managed(self) -> bool:
+        kind = (self.type or "").replace(" ", "").lower()
+        return kind not in ("", "none") and (
+            "systemassigned" in kind or ("userassigned" in kind and bool(self.user_assigned))
+        )
+
+    @property
+    def principal_ids(self) -> tuple[str, ...]:
+        ids = [self.principal_id] + [u.principal_id for u in self.user_assigned]
+        return tuple(i for i in ids if i)
+
+
+@dataclass(frozen=True, slots=True)
+class Secret:
+    """A secret's metadata: Azure never returns the value of a platform-stored secret."""
+
+    name: str | None
+    key_vault_url: str | None
+    identity: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Registry:
+    server: str | None
+    username: str | None
+    password_secret_ref: str | None
+    identity: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class EnvVar:
+    name: str | None
+    value: str | None
+    secret_ref: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Container:
+    name: str | None
+    image: str | None
+    is_init: bool
+    cpu: float | None
+    memory: str | None
+    env: tuple[EnvVar, ...] = ()
+    command: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ScaleRule:
+    name: str | None
+    type: str | None
+    metadata: Mapping[str, str]
+    auth_secret_refs: tuple[str, ...]
+    identity: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class EventScale:
+    min_executions: int | None
+    max_executions: int | None
+    polling_interval: int | None
+    rules: tuple[ScaleRule, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One `Microsoft.App/jobs` resource.
+
+    `secrets`, `registries` and `containers` are None when the row had no `configuration` /
+    `template` at all (e.g. a trimmed export): checks on them report `unknown`.
+    """
+
+    id: str
+    name: str
+    subscription_id: str | None
+    resource_group: str | None
+    location: str | None
+    tags: Mapping[str, str]
+    identity: Identity | None
+    provisioning_state: str | None
+    running_state: str | None
+    environment_id: str | None
+    workload_profile_name: str | None
+    trigger_type: TriggerType | None
+    trigger_type_raw: str | None
+    replica_timeout: int | None
+    replica_retry_limit: int | None
+    parallelism: int | None
+    replica_completion_count: int | None
+    cron_expression: str | None
+    event_scale: EventScale | None
+    secrets: tuple[Secret, ...] | None
+    registries: tuple[Registry, ...] | None
+    containers: tuple[Container, ...] | None
+    has_configuration: bool
+    has_template: bool
+    source: str = ""
+
+    def tag(self, name: str) -> str | None:
+        """Tag value by case-insensitive name, as Azure compares tag names."""
+        wanted = name.lower()
+        for key, value in self.tags.items():
+            if key.lower() == wanted:
+                return value
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Environment:
+    id: str
+    name: str
+    subscription_id: str | None
+    resource_group: str | None
+    location: str | None
+    tags: Mapping[str, str]
+    logs_destination: str | None
+    log_analytics_customer_id: str | None
+    infrastructure_subnet_id: str | None
+    internal: bool | None
+    public_network_access: str | None
+    source: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Execution:
+    id: str | None
+    name: str
+    job_id: str | None
+    status: str | None
+    start_time: datetime | None
+    end_time: datetime | None
+    source: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RoleAssignment:
+    id: str
+    principal_id: str | None
+    principal_type: str | None
+    role_definition_id: str | None
+    scope: str | None
+    source: str = ""
+
+    @property
+    def role_definition_guid(self) -> str | None:
+        """Built-in definitions are subscription-scoped in assignments: join on the GUID."""
+        if not self.role_definition_id:
+            return None
+        return self.role_definition_id.rstrip("/").rsplit("/", 1)[-1].lower()
+
+
+@dataclass(frozen=True, slots=True)
+class RoleDefinition:
+    id: str
+    guid: str
+    role_name: str | None
+    role_type: str | None
+    actions: tuple[str, ...]
+    source: str = ""
+
+
+def _empty_mapping() -> Mapping[str, str]:
+    return MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class Estate:
+    """Everything one scan read, normalized, with the lookups checks need."""
+
+    jobs: tuple[Job, ...] = ()
+    environments: Mapping[str, Environment] = field(default_factory=_empty_mapping)  # type: ignore[arg-type]
+    executions: tuple[Execution, ...] = ()
+    role_assignments: tuple[RoleAssignment, ...] = ()
+    role_definitions: Mapping[str, RoleDefinition] = field(default_factory=_empty_mapping)  # type: ignore[arg-type]
+
+    def environment_of(self, job: Job) -> Environment | None:
+        return self.environments.get((job.environment_id or "").lower())

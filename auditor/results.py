@@ -1,0 +1,83 @@
+"""What a scan produced: the one object every report writer reads."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from auditor.check import Check, Outcome, Status
+from auditor.coverage import Coverage
+from auditor.model import Estate, Job
+from auditor.settings import Settings
+
+# Statuses that are reported as findings: everything an auditor must look at.
+FINDING_STATUSES = (Status.FAIL, Status.ERROR, Status.UNKNOWN)
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    check: Check
+    job: Job
+    outcome: Outcome
+
+    @property
+    def status(self) -> Status:
+        return self.outcome.status
+
+
+@dataclass(frozen=True, slots=True)
+class ScanInfo:
+    id: str
+    started: datetime
+    finished: datetime
+    as_of: datetime
+    source: str  # "live", "snapshot" or "sample"
+    source_detail: str  # the snapshot folder, or the scope collected
+    tool_version: str
+    scope: dict[str, Any] = field(default_factory=dict)
+    snapshot_files: tuple[str, ...] = ()
+    other_types: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ScanReport:
+    info: ScanInfo
+    settings: Settings
+    coverage: Coverage
+    checks: tuple[Check, ...]
+    estate: Estate
+    results: tuple[Result, ...]
+
+    @property
+    def complete(self) -> bool:
+        return self.coverage.complete
+
+    @property
+    def findings(self) -> tuple[Result, ...]:
+        """Non-passing results, most severe first, then by check and resource."""
+        found = [r for r in self.results if r.status in FINDING_STATUSES]
+        return tuple(sorted(found, key=lambda r: (-r.check.severity.rank, r.check.id,
+                                                   r.job.id.lower(), r.outcome.subject)))
+
+    def owner(self, job: Job) -> str | None:
+        value = job.tag(self.settings.scan.owner_tag)
+        return value.strip() if value and value.strip() else None
+
+    def check_counts(self) -> dict[str, dict[str, int]]:
+        """Per check id: counts by status, plus `evaluated` (every job the check ran on)."""
+        tally: dict[str, Counter[str]] = {c.id: Counter() for c in self.checks}
+        for r in self.results:
+            tally[r.check.id][r.status.value] += 1
+        return {
+            check_id: {"evaluated": sum(t.values()), "passed": t["pass"], "failed": t["fail"],
+                       "waived": 0, "not_applicable": t["not_applicable"],
+                       "unknown": t["unknown"], "error": t["error"]}
+            for check_id, t in tally.items()
+        }
+
+    def failing_at_or_above(self) -> list[Result]:
+        threshold = self.settings.scan.fail_on.rank
+        return [r for r in self.results
+                if r.status is Status.FAIL and r.check.severity.rank >= threshold]

@@ -1,0 +1,118 @@
+"""One scan: collect (or take a snapshot) → snapshot → normalize → evaluate → report.
+
+Live collection writes the same snapshot a person exports by hand, and the scan then reads that
+snapshot: live and offline scans share every step after collection.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib.resources import as_file, files
+from pathlib import Path
+
+import checks
+import reports
+from auditor import __version__
+from auditor.engine import evaluate
+from auditor.normalize import normalize
+from auditor.output import discard, publish, staging_folder
+from auditor.results import ScanInfo, ScanReport
+from auditor.settings import Settings
+from auditor.snapshot import read_snapshot
+
+SNAPSHOT_DIR = "snapshot"
+Stage = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ScanRequest:
+    source: str  # "live", "snapshot" or "sample"
+    out: Path
+    settings: Settings
+    snapshot: Path | None = None
+    as_of: datetime | None = None
+
+
+def _no_progress(stage: str) -> None:
+    return None
+
+
+def run_scan(
+    request: ScanRequest,
+    *,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    progress: Stage = _no_progress,
+) -> ScanReport:
+    """Run the whole scan and publish its reports into `request.out`; return what was found."""
+    started = clock()
+    staging = staging_folder(request.out)
+    try:
+        evidence = staging / SNAPSHOT_DIR
+        progress("collect")
+        scope, source = _gather(request, evidence)
+        progress("normalize")
+        raw = read_snapshot(source)
+        if source != evidence:
+            _copy_evidence(source, evidence)
+        estate = normalize(raw)
+        progress("evaluate")
+        catalogue = checks.catalogue()
+        as_of = request.as_of or started
+        results = evaluate(estate, catalogue, request.settings.policy, as_of)
+        info = ScanInfo(
+            id=str(uuid.uuid4()),
+            started=started,
+            finished=clock(),
+            as_of=as_of,
+            source=request.source,
+            source_detail=str(request.snapshot) if request.snapshot else request.source,
+            tool_version=__version__,
+            scope=scope,
+            snapshot_files=tuple(raw.files),
+            other_types=dict(sorted(raw.other_types.items())),
+        )
+        report = ScanReport(info, request.settings, raw.coverage, catalogue, estate, results)
+        progress("report")
+        reports.write_all(report, staging)
+        publish(staging, request.out)
+    except BaseException:
+        discard(staging)
+        raise
+    return report
+
+
+def _gather(request: ScanRequest, evidence: Path) -> tuple[dict[str, object], Path]:
+    """Collect or locate the scan's input; return the scope it covers and the folder to read.
+
+    A snapshot given by the user is read where it is (so errors name the user's files) and
+    copied into the evidence folder afterwards.
+    """
+    if request.source == "live":
+        from auditor.collect.live import collect  # the Azure SDKs load only for live scans
+
+        collect(request.settings.azure, evidence)
+        azure = request.settings.azure
+        return {"subscriptions": list(azure.subscriptions),
+                "management_groups": list(azure.management_groups),
+                "cloud": azure.cloud}, evidence
+    if request.source == "sample":
+        with as_file(files("auditor.sample_estate")) as sample:
+            _copy_evidence(Path(sample), evidence)
+        return {"sample": True}, evidence
+    assert request.snapshot is not None
+    return {"snapshot": str(request.snapshot)}, request.snapshot
+
+
+def _copy_evidence(source: Path, evidence: Path) -> None:
+    """Keep the input as evidence, owner-only: it holds what Azure returned."""
+    evidence.mkdir(mode=0o700)
+    for path in sorted(source.rglob("*.json")):
+        target = evidence / path.relative_to(source)
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+        os.chmod(target, 0o600)

@@ -1,0 +1,170 @@
+"""Settings: `config/default.toml` with the user's `--config` file laid over it, validated.
+
+The default file is the single source of every default; the models below declare only types and
+bounds, so a value never has two defaults. Unknown keys and wrong types are errors that name the
+file, the key and the expected form.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from enum import Enum
+from importlib.resources import files
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from auditor.errors import InputError
+
+
+class Severity(Enum):
+    """Ordered severities; `rank` orders them for --fail-on."""
+
+    INFO = "info"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return list(Severity).index(self)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class ScanSettings(_Strict):
+    fail_on: Severity
+    owner_tag: str = Field(min_length=1)
+
+
+class Policy(_Strict):
+    """Thresholds checks read; checks never see files or flags."""
+
+    max_replica_timeout_seconds: int = Field(gt=0)
+    max_replica_retry_limit: int = Field(ge=0)
+    required_tags: tuple[str, ...]
+
+
+AuthMode = Literal["default", "cli", "managed-identity", "workload-identity", "environment"]
+CloudName = Literal["AzureCloud", "AzureUSGovernment", "AzureChinaCloud"]
+
+
+class AzureSettings(_Strict):
+    auth: AuthMode
+    cloud: CloudName
+    arm_endpoint: str
+    log_analytics_endpoint: str
+    subscriptions: tuple[str, ...]
+    management_groups: tuple[str, ...]
+    subscriptions_per_request: int = Field(ge=1, le=100)
+    page_size: int = Field(ge=1, le=1000)
+    resource_graph_api_version: str = Field(min_length=1)
+    max_retries: int = Field(ge=0, le=50)
+    max_retry_wait_seconds: float = Field(gt=0, le=3600)
+
+
+class Settings(_Strict):
+    scan: ScanSettings
+    policy: Policy
+    azure: AzureSettings
+
+    def digest(self) -> str:
+        """A hash of the effective settings, recorded in the manifest."""
+        text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+def default_config_text() -> str:
+    return files("auditor.defaults").joinpath("default.toml").read_text(encoding="utf-8")
+
+
+def load_settings(path: Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
+    """Defaults, then the file at `path`, then `overrides` (from flags, already typed)."""
+    merged = tomllib.loads(default_config_text())
+    source = "built-in defaults"
+    if path is not None:
+        source = str(path)
+        merged = _merge(merged, _read_toml(path), source, path="")
+    if overrides:
+        merged = _merge(merged, overrides, "command line", path="")
+    try:
+        return _validate(merged)
+    except ValidationError as e:
+        raise InputError(source, *_describe(e)) from e
+
+
+def _validate(data: dict[str, Any]) -> Settings:
+    # TOML has no enum or tuple: coerce those two in lax mode, everything else stays strict.
+    scan = dict(data.get("scan", {}))
+    if isinstance(scan.get("fail_on"), str):
+        scan["fail_on"] = _severity(scan["fail_on"])
+    data = {**data, "scan": scan}
+    for section, key in (("policy", "required_tags"), ("azure", "subscriptions"),
+                         ("azure", "management_groups")):
+        value = data.get(section, {}).get(key)
+        if isinstance(value, list):
+            data[section] = {**data[section], key: tuple(value)}
+    return Settings.model_validate(data)
+
+
+def _severity(text: str) -> Severity | str:
+    try:
+        return Severity(text.lower())
+    except ValueError:
+        return text
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError as e:
+        raise InputError(str(path), "config file does not exist", "pass an existing TOML file") from e
+    except IsADirectoryError as e:
+        raise InputError(str(path), "config path is a folder", "pass a TOML file") from e
+    except tomllib.TOMLDecodeError as e:
+        raise InputError(str(path), f"invalid TOML: {e}", "fix the syntax at that place") from e
+
+
+def _merge(base: dict[str, Any], top: dict[str, Any], source: str, path: str) -> dict[str, Any]:
+    """Lay `top` over `base`; unknown sections and keys are reported here, with their path."""
+    result = dict(base)
+    for key, value in top.items():
+        where = f"{path}.{key}" if path else key
+        if key not in base:
+            known = ", ".join(sorted(base)) or "none"
+            raise InputError(source, f"unknown key '{where}'", f"known keys here: {known}")
+        if isinstance(base[key], dict):
+            if not isinstance(value, dict):
+                raise InputError(source, f"'{where}' must be a table", f"write it as [{where}]")
+            result[key] = _merge(base[key], value, source, where)
+        else:
+            result[key] = value
+    return result
+
+
+def _describe(error: ValidationError) -> tuple[str, str]:
+    first = error.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    value = first.get("input")
+    return (f"key '{where}' = {value!r} is invalid: {first['msg']}",
+            _expected(first["loc"]))
+
+
+def _expected(loc: tuple[Any, ...]) -> str:
+    """The expected form of a key, read from the model's declared type."""
+    model: Any = Settings
+    for part in loc:
+        field = model.model_fields.get(str(part)) if hasattr(model, "model_fields") else None
+        if field is None:
+            break
+        model = field.annotation
+    if model is Severity:
+        return "expected one of: " + ", ".join(s.value for s in Severity)
+    return f"expected {getattr(model, '__name__', None) or model}"

@@ -1,0 +1,223 @@
+"""The snapshot: a folder of JSON files as Azure and its CLIs return them.
+
+It is both the offline input (`auditor scan --snapshot DIR`) and the audit evidence a live scan
+keeps (`OUT/snapshot/`). Files may hold any of the export shapes people produce; items are told
+apart by their `type`, never by file name. A live collection adds `collection.json`, the record
+of what was queried and what could not be read, so an incomplete collection stays incomplete
+when the snapshot is evaluated again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from auditor.coverage import Coverage, Gap, Read
+from auditor.errors import InputError
+
+JOBS = "microsoft.app/jobs"
+ENVIRONMENTS = "microsoft.app/managedenvironments"
+EXECUTIONS = "microsoft.app/jobs/executions"
+ROLE_ASSIGNMENTS = "microsoft.authorization/roleassignments"
+ROLE_DEFINITIONS = "microsoft.authorization/roledefinitions"
+KNOWN_TYPES = (JOBS, ENVIRONMENTS, EXECUTIONS, ROLE_ASSIGNMENTS, ROLE_DEFINITIONS)
+
+COLLECTION_FILE = "collection.json"
+COLLECTION_KEY = "auditor_collection"
+SNAPSHOT_FORMAT = 1
+
+
+@dataclass(frozen=True, slots=True)
+class RawItem:
+    """One row as Azure returned it, with the file it came from (for evidence)."""
+
+    row: dict[str, Any]
+    source: str
+
+
+@dataclass(slots=True)
+class RawSnapshot:
+    items: dict[str, list[RawItem]] = field(default_factory=lambda: {t: [] for t in KNOWN_TYPES})
+    other_types: Counter[str] = field(default_factory=Counter)
+    files: list[str] = field(default_factory=list)
+    coverage: Coverage = field(default_factory=Coverage)
+    collection: dict[str, Any] | None = None
+
+    def add(self, row: Any, source: str) -> None:
+        if not isinstance(row, dict):
+            self.other_types["(not an object)"] += 1
+            return
+        kind = _item_type(row)
+        if kind in self.items:
+            self.items[kind].append(RawItem(row, source))
+        else:
+            self.other_types[kind or "(no type)"] += 1
+
+
+def _item_type(row: dict[str, Any]) -> str | None:
+    kind = row.get("type")
+    if isinstance(kind, str) and kind:
+        return kind.lower()
+    # The executions list of the REST API carries neither id nor type on its items.
+    props = row.get("properties")
+    if isinstance(props, dict) and "status" in props and "startTime" in props:
+        return EXECUTIONS
+    return None
+
+
+def read_snapshot(folder: Path) -> RawSnapshot:
+    """Read every `*.json` below `folder` (sorted, so scans are reproducible)."""
+    if not folder.exists():
+        raise InputError(str(folder), "snapshot folder does not exist", "pass an existing folder")
+    if not folder.is_dir():
+        raise InputError(str(folder), "snapshot path is not a folder", "pass a folder of JSON files")
+    paths = sorted(p for p in folder.rglob("*.json") if p.is_file())
+    if not paths:
+        raise InputError(
+            str(folder), "snapshot folder holds no .json files",
+            "export jobs with `az graph query` or `az containerapp job list` into it",
+        )
+    snapshot = RawSnapshot()
+    for path in paths:
+        name = path.relative_to(folder).as_posix()
+        snapshot.files.append(name)
+        _read_file(path, name, snapshot)
+    return snapshot
+
+
+def _read_file(path: Path, name: str, snapshot: RawSnapshot) -> None:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise InputError(str(path), f"not UTF-8 text ({e.reason})", "save the export as UTF-8") from e
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(
+            str(path), f"invalid JSON at line {e.lineno} column {e.colno}: {e.msg}",
+            "re-export the file; it may be truncated",
+        ) from e
+    before = sum(len(v) for v in snapshot.items.values()) + sum(snapshot.other_types.values())
+    for row in _rows(document, path, name, snapshot):
+        snapshot.add(row, name)
+    after = sum(len(v) for v in snapshot.items.values()) + sum(snapshot.other_types.values())
+    if not (isinstance(document, dict) and COLLECTION_KEY in document):
+        snapshot.coverage.reads.append(Read(f"file {name}", "snapshot", after - before))
+
+
+def _rows(document: Any, path: Path, name: str, snapshot: RawSnapshot) -> Iterator[Any]:
+    """Yield the items of one export, whatever its shape; note pages that were left behind."""
+    if isinstance(document, list):
+        yield from document
+        return
+    if not isinstance(document, dict):
+        raise InputError(str(path), "top level is neither a JSON object nor an array",
+                         "export with `az ... --output json`")
+    if COLLECTION_KEY in document:
+        _read_collection(document[COLLECTION_KEY], path, snapshot)
+        return
+    if "data" in document:  # Resource Graph: REST response or `az graph query` output
+        yield from _resource_graph_rows(document, path)
+        token = document.get("$skipToken") or document.get("skipToken") or document.get("skip_token")
+        truncated = str(document.get("resultTruncated", "false")).lower() == "true"
+        if token:
+            snapshot.coverage.gaps.append(Gap(
+                f"file {name}", "snapshot",
+                "holds one page of a larger Resource Graph result (a skip token is present); "
+                "export every page (`az graph query --first 1000` and follow --skip-token)"))
+        elif truncated:
+            snapshot.coverage.gaps.append(Gap(
+                f"file {name}", "snapshot", "Resource Graph marked this result truncated"))
+        return
+    if "value" in document:  # ARM list
+        value = document["value"]
+        if not isinstance(value, list):
+            raise InputError(str(path), "field 'value' is not an array", "export an ARM list")
+        yield from value
+        if document.get("nextLink"):
+            snapshot.coverage.gaps.append(Gap(
+                f"file {name}", "snapshot",
+                "holds one page of an ARM list (nextLink is set); export every page"))
+        return
+    if "type" in document or "id" in document or "properties" in document:
+        yield document  # a single resource (`az containerapp job show`)
+        return
+    raise InputError(
+        str(path), "not a recognised export shape (expected a Resource Graph result, an ARM list "
+        "with 'value', a JSON array or a single resource)",
+        "export with `az graph query`, `az containerapp job list` or `... execution list`")
+
+
+def _resource_graph_rows(document: dict[str, Any], path: Path) -> Iterable[Any]:
+    data = document["data"]
+    if isinstance(data, list):
+        return data
+    if isinstance(data, dict) and isinstance(data.get("columns"), list):
+        columns = [c.get("name") if isinstance(c, dict) else None for c in data["columns"]]
+        rows = data.get("rows")
+        if not isinstance(rows, list) or not all(isinstance(c, str) for c in columns):
+            raise InputError(str(path), "table-format 'data' needs 'columns' names and 'rows'",
+                             "re-export with resultFormat objectArray")
+        return [dict(zip(columns, r, strict=False)) for r in rows if isinstance(r, list)]
+    raise InputError(str(path), "field 'data' is neither an array nor a table",
+                     "export with `az graph query -q ...`")
+
+
+def _read_collection(record: Any, path: Path, snapshot: RawSnapshot) -> None:
+    try:
+        if record["format"] != SNAPSHOT_FORMAT:
+            raise InputError(str(path), f"snapshot format {record['format']!r} is not supported",
+                             f"use a snapshot written with format {SNAPSHOT_FORMAT}")
+        snapshot.coverage.merge(Coverage.from_dict(record["coverage"]))
+    except (KeyError, TypeError, ValueError) as e:
+        raise InputError(str(path), f"collection record is malformed ({e!r})",
+                         "remove the file or restore it from the original scan") from e
+    snapshot.collection = record
+
+
+def write_json_atomic(path: Path, document: Any, *, private: bool = False) -> None:
+    """Write via a temporary file and rename, so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            json.dump(document, out, indent=1, ensure_ascii=False, sort_keys=False, default=str)
+            out.write("\n")
+        os.chmod(tmp, 0o600 if private else 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_rows(folder: Path, name: str, rows: list[dict[str, Any]]) -> Path:
+    """Write collected rows as an `az graph query` result, the shape `read_snapshot` reads.
+
+    The snapshot holds what Azure returned, so it is written owner-only.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    os.chmod(folder, 0o700)
+    path = folder / f"{name}.json"
+    write_json_atomic(
+        path,
+        {"count": len(rows), "data": rows, "skip_token": None, "total_records": len(rows)},
+        private=True,
+    )
+    return path
+
+
+def write_collection(folder: Path, record: dict[str, Any], coverage: Coverage) -> Path:
+    """Record what a live collection asked for and what it could not read."""
+    path = folder / COLLECTION_FILE
+    write_json_atomic(
+        path,
+        {COLLECTION_KEY: {"format": SNAPSHOT_FORMAT, **record, "coverage": coverage.to_dict()}},
+        private=True,
+    )
+    return path

@@ -1,0 +1,16 @@
+"""The check catalogue: the modules listed here are searched for `Check` objects, in order."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from auditor.check import Check
+from checks import governance, identity, reliability, secrets
+
+MODULES: tuple[ModuleType, ...] = (identity, secrets, reliability, governance)
+
+
+def catalogue() -> tuple[Check, ...]:
+    """Every check, sorted by id; duplicate ids are a programming error caught by tests."""
+    found = [v for m in MODULES for v in vars(m).values() if isinstance(v, Check)]
+    return tuple(sorted(found, key=lambda c: c.id))

@@ -1,0 +1,1 @@
+"""Default policy and sample configuration; installed as `auditor.defaults` package data."""
