@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 from auditor.model import (
     Container,
     Environment,
-    Estate,
     EnvVar,
+    Estate,
     EventScale,
     Execution,
     Identity,
@@ -35,7 +35,6 @@ from auditor.snapshot import (
     JOBS,
     ROLE_ASSIGNMENTS,
     ROLE_DEFINITIONS,
-    RawItem,
     RawSnapshot,
 )
 
@@ -45,6 +44,12 @@ _TRIGGERS = {
     "scheduled": TriggerType.SCHEDULE,
     "event": TriggerType.EVENT,
     "manual": TriggerType.MANUAL,
+}
+
+_TRIGGER_CONFIG: dict[TriggerType | None, str] = {
+    TriggerType.SCHEDULE: "scheduleTriggerConfig",
+    TriggerType.EVENT: "eventTriggerConfig",
+    TriggerType.MANUAL: "manualTriggerConfig",
 }
 
 
@@ -77,7 +82,8 @@ def _unique(records: Iterable[_Record | None]) -> list[_Record]:
     for record in records:
         if record is None:
             continue
-        key = (record.id or f"{getattr(record, 'job_id', '')}/{record.name}").lower()
+        key = (record.id or f"{getattr(record, 'job_id', '')}/{getattr(record, 'name', '')}")
+        key = key.lower()
         if key in seen:
             continue
         seen.add(key)
@@ -240,11 +246,7 @@ def job_from_row(row: dict[str, Any], source: str = "") -> Job | None:
     template = _dict(props.get("template"))
     trigger_raw = _str(config.get("triggerType"))
     trigger_type = _TRIGGERS.get((trigger_raw or "").strip().lower())
-    trigger_config = _dict(
-        config.get({TriggerType.SCHEDULE: "scheduleTriggerConfig",
-                    TriggerType.EVENT: "eventTriggerConfig",
-                    TriggerType.MANUAL: "manualTriggerConfig"}.get(trigger_type, ""))
-    )
+    trigger_config = _dict(config.get(_TRIGGER_CONFIG.get(trigger_type, "")))
     subscription, group = _scope_fields(row, resource_id)
     return Job(
         id=resource_id,

@@ -125,7 +125,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
         with path.open("rb") as handle:
             return tomllib.load(handle)
     except FileNotFoundError as e:
-        raise InputError(str(path), "config file does not exist", "pass an existing TOML file") from e
+        raise InputError(str(path), "config file does not exist",
+                         "pass an existing TOML file") from e
     except IsADirectoryError as e:
         raise InputError(str(path), "config path is a folder", "pass a TOML file") from e
     except tomllib.TOMLDecodeError as e:
@@ -152,19 +153,26 @@ def _merge(base: dict[str, Any], top: dict[str, Any], source: str, path: str) ->
 def _describe(error: ValidationError) -> tuple[str, str]:
     first = error.errors()[0]
     where = ".".join(str(p) for p in first["loc"])
-    value = first.get("input")
-    return (f"key '{where}' = {value!r} is invalid: {first['msg']}",
-            _expected(first["loc"]))
+    expected = _expected(first["loc"])
+    problem = "is not allowed" if expected.startswith("expected one of") else (
+        f"is invalid: {first['msg'][0].lower()}{first['msg'][1:]}")
+    return f"key '{where}' = {first.get('input')!r} {problem}", expected
+
+
+_FORMS = {int: "a whole number", float: "a number", str: "a string",
+          tuple[str, ...]: 'a list of strings, e.g. ["a", "b"]'}
 
 
 def _expected(loc: tuple[Any, ...]) -> str:
     """The expected form of a key, read from the model's declared type."""
-    model: Any = Settings
+    annotation: Any = Settings
     for part in loc:
-        field = model.model_fields.get(str(part)) if hasattr(model, "model_fields") else None
-        if field is None:
+        fields = getattr(annotation, "model_fields", None)
+        if fields is None or str(part) not in fields:
             break
-        model = field.annotation
-    if model is Severity:
+        annotation = fields[str(part)].annotation
+    if annotation is Severity:
         return "expected one of: " + ", ".join(s.value for s in Severity)
-    return f"expected {getattr(model, '__name__', None) or model}"
+    if getattr(annotation, "__origin__", None) is Literal:
+        return "expected one of: " + ", ".join(annotation.__args__)
+    return f"expected {_FORMS.get(annotation, getattr(annotation, '__name__', 'a table'))}"

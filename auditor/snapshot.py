@@ -76,7 +76,8 @@ def read_snapshot(folder: Path) -> RawSnapshot:
     if not folder.exists():
         raise InputError(str(folder), "snapshot folder does not exist", "pass an existing folder")
     if not folder.is_dir():
-        raise InputError(str(folder), "snapshot path is not a folder", "pass a folder of JSON files")
+        raise InputError(str(folder), "snapshot path is not a folder",
+                         "pass a folder of JSON files")
     paths = sorted(p for p in folder.rglob("*.json") if p.is_file())
     if not paths:
         raise InputError(
@@ -95,7 +96,8 @@ def _read_file(path: Path, name: str, snapshot: RawSnapshot) -> None:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as e:
-        raise InputError(str(path), f"not UTF-8 text ({e.reason})", "save the export as UTF-8") from e
+        raise InputError(str(path), f"not UTF-8 text ({e.reason})",
+                         "save the export as UTF-8") from e
     try:
         document = json.loads(text)
     except json.JSONDecodeError as e:
@@ -124,7 +126,8 @@ def _rows(document: Any, path: Path, name: str, snapshot: RawSnapshot) -> Iterat
         return
     if "data" in document:  # Resource Graph: REST response or `az graph query` output
         yield from _resource_graph_rows(document, path)
-        token = document.get("$skipToken") or document.get("skipToken") or document.get("skip_token")
+        token = next((document[k] for k in ("$skipToken", "skipToken", "skip_token")
+                      if document.get(k)), None)
         truncated = str(document.get("resultTruncated", "false")).lower() == "true"
         if token:
             snapshot.coverage.gaps.append(Gap(

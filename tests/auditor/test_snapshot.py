@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from auditor.coverage import Coverage, Gap
+from auditor.errors import InputError
+from auditor.snapshot import (
+    ENVIRONMENTS,
+    EXECUTIONS,
+    JOBS,
+    read_snapshot,
+    write_collection,
+    write_rows,
+)
+from tests.factories import job_row
+
+
+def write(folder: Path, name: str, document: object) -> Path:
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document) if not isinstance(document, str) else document)
+    return path
+
+
+def test_items_are_told_apart_by_type_not_file_name(tmp_path: Path) -> None:
+    env = {"id": "/subscriptions/s/resourceGroups/g/providers/Microsoft.App/managedEnvironments/e",
+           "type": "Microsoft.App/managedEnvironments", "properties": {}}
+    write(tmp_path, "environments.json", [job_row("a")])
+    write(tmp_path, "nested/jobs.json", {"value": [env, job_row("b")], "nextLink": None})
+    write(tmp_path, "other.json", [{"id": "/x", "type": "Microsoft.Storage/storageAccounts"},
+                                   {"id": "/y", "type": "MICROSOFT.STORAGE/STORAGEACCOUNTS"},
+                                   {"name": "no type at all"}])
+    snapshot = read_snapshot(tmp_path)
+    assert [i.row["name"] for i in snapshot.items[JOBS]] == ["a", "b"]
+    assert len(snapshot.items[ENVIRONMENTS]) == 1
+    assert snapshot.other_types == {"microsoft.storage/storageaccounts": 2, "(no type)": 1}
+    assert snapshot.files == ["environments.json", "nested/jobs.json", "other.json"]
+    assert snapshot.coverage.complete
+
+
+def test_type_is_case_insensitive(tmp_path: Path) -> None:
+    write(tmp_path, "x.json", [job_row("a", type="MICROSOFT.APP/JOBS"),
+                               job_row("b", type="microsoft.app/jobs")])
+    assert len(read_snapshot(tmp_path).items[JOBS]) == 2
+
+
+def test_source_file_is_kept_for_evidence(tmp_path: Path) -> None:
+    write(tmp_path, "prod/jobs.json", [job_row()])
+    assert read_snapshot(tmp_path).items[JOBS][0].source == "prod/jobs.json"
+
+
+@pytest.mark.parametrize("document", [
+    pytest.param({"count": 1, "data": [job_row()], "skip_token": "abc", "total_records": 9},
+                 id="az-graph-query-with-skip-token"),
+    pytest.param({"count": 1, "data": [job_row()], "$skipToken": "abc", "totalRecords": 9,
+                  "resultTruncated": "false"}, id="rest-with-skip-token"),
+    pytest.param({"count": 1, "data": [job_row()], "resultTruncated": "true"},
+                 id="rest-truncated"),
+    pytest.param({"value": [job_row()], "nextLink": "https://management.azure.com/next"},
+                 id="arm-list-with-next-link"),
+])
+def test_partial_exports_make_the_scan_incomplete(tmp_path: Path, document: object) -> None:
+    write(tmp_path, "page1.json", document)
+    snapshot = read_snapshot(tmp_path)
+    assert len(snapshot.items[JOBS]) == 1, "the rows that are there are still read"
+    assert not snapshot.coverage.complete
+    (gap,) = snapshot.coverage.gaps
+    assert gap.scope == "file page1.json"
+
+
+def test_execution_list_from_rest_has_no_type(tmp_path: Path) -> None:
+    write(tmp_path, "x.json", {"value": [{"name": "e1", "properties": {
+        "status": "Succeeded", "startTime": "2026-01-01T00:00:00Z"}}], "nextLink": None})
+    assert len(read_snapshot(tmp_path).items[EXECUTIONS]) == 1
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    pytest.param('{"value": [', "invalid JSON at line 1", id="truncated"),
+    pytest.param('"just a string"', "neither a JSON object nor an array", id="scalar"),
+    pytest.param('{"hello": 1}', "not a recognised export shape", id="unknown-object"),
+    pytest.param('{"value": 3}', "'value' is not an array", id="value-not-list"),
+    pytest.param('{"data": 3}', "neither an array nor a table", id="data-not-list"),
+    pytest.param(b"\xff\xfe\x00bad", "not UTF-8", id="binary"),
+])
+def test_bad_files_name_the_file_and_a_fix(tmp_path: Path, content: str | bytes,
+                                           message: str) -> None:
+    path = tmp_path / "bad.json"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(InputError) as raised:
+        read_snapshot(tmp_path)
+    assert str(path) in str(raised.value) and message in str(raised.value)
+    assert raised.value.fix
+
+
+def test_missing_and_empty_folders(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="does not exist"):
+        read_snapshot(tmp_path / "nope")
+    with pytest.raises(InputError, match=r"no \.json files"):
+        read_snapshot(tmp_path)
+    write(tmp_path, "f.json", [])
+    with pytest.raises(InputError, match="not a folder"):
+        read_snapshot(tmp_path / "f.json")
+
+
+def test_written_snapshot_reads_back_with_its_coverage(tmp_path: Path) -> None:
+    path = write_rows(tmp_path / "snap", "resource-graph-jobs", [job_row("a"), job_row("b")])
+    assert path.stat().st_mode & 0o077 == 0, "raw evidence is owner-only"
+    coverage = Coverage(gaps=[Gap("subscription 123", "resource-graph:jobs", "403")])
+    write_collection(tmp_path / "snap", {"cloud": "AzureCloud"}, coverage)
+    snapshot = read_snapshot(tmp_path / "snap")
+    assert len(snapshot.items[JOBS]) == 2
+    assert snapshot.collection is not None and snapshot.collection["cloud"] == "AzureCloud"
+    assert snapshot.coverage.gaps == coverage.gaps
+    assert not snapshot.coverage.complete
+
+
+def test_malformed_collection_record(tmp_path: Path) -> None:
+    write(tmp_path, "collection.json", {"auditor_collection": {"format": 1}})
+    with pytest.raises(InputError, match="collection record is malformed"):
+        read_snapshot(tmp_path)
