@@ -74,6 +74,8 @@ class Check:
     # Framework name -> control ids, e.g. {"MCSB": ("IM-3",), "NIST-800-53": ("IA-5",)}.
     controls: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     category: str = ""
+    # A policy setting that must be set for the check to run (the check is off until then).
+    requires_policy: str = ""
 
     def __call__(self, job: Job, context: Context) -> Outcome:
         return self.function(job, context)
@@ -89,11 +91,12 @@ def check(
     references: tuple[str, ...] = (),
     controls: Mapping[str, tuple[str, ...]] | None = None,
     category: str = "",
+    requires_policy: str = "",
 ) -> Callable[[CheckFunction], Check]:
     """Turn a function into a `Check` carrying its metadata."""
 
     def wrap(function: CheckFunction) -> Check:
         return Check(id, title, severity, rationale, remediation, function, references,
-                     dict(controls or {}), category)
+                     dict(controls or {}), category, requires_policy)
 
     return wrap

@@ -41,6 +41,14 @@ class _Strict(BaseModel):
 class ScanSettings(_Strict):
     fail_on: Severity
     owner_tag: str = Field(min_length=1)
+    waivers: str
+
+
+class TagRule(_Strict):
+    """What a required tag's value must look like; entries of the open table [policy.tag_rules]."""
+
+    allowed: tuple[str, ...] = ()
+    pattern: str = ""
 
 
 class Policy(_Strict):
@@ -49,6 +57,20 @@ class Policy(_Strict):
     max_replica_timeout_seconds: int = Field(gt=0)
     max_replica_retry_limit: int = Field(ge=0)
     required_tags: tuple[str, ...]
+    tag_rules: dict[str, TagRule]
+    max_event_executions: int = Field(ge=1)
+    max_replica_cpu: float = Field(gt=0)
+    max_replica_memory_gib: float = Field(gt=0)
+    approved_registries: tuple[str, ...]
+    require_internal_environment: bool
+    job_name_pattern: str
+
+
+class CheckOverride(_Strict):
+    """Per-check switches; entries of the open table [checks."CAJ-001"]."""
+
+    enabled: bool = True
+    severity: Severity | None = None
 
 
 AuthMode = Literal["default", "cli", "managed-identity", "workload-identity", "environment"]
@@ -73,6 +95,7 @@ class Settings(_Strict):
     scan: ScanSettings
     policy: Policy
     azure: AzureSettings
+    checks: dict[str, CheckOverride]
 
     def digest(self) -> str:
         """A hash of the effective settings, recorded in the manifest."""
@@ -100,22 +123,22 @@ def load_settings(path: Path | None = None, overrides: dict[str, Any] | None = N
 
 
 def _validate(data: dict[str, Any]) -> Settings:
-    # TOML has no enum or tuple: coerce those two in lax mode, everything else stays strict.
-    scan = dict(data.get("scan", {}))
-    if isinstance(scan.get("fail_on"), str):
-        scan["fail_on"] = _severity(scan["fail_on"])
-    data = {**data, "scan": scan}
-    for section, key in (("policy", "required_tags"), ("azure", "subscriptions"),
-                         ("azure", "management_groups")):
-        value = data.get(section, {}).get(key)
-        if isinstance(value, list):
-            data[section] = {**data[section], key: tuple(value)}
-    return Settings.model_validate(data)
+    """TOML has no enums or tuples: convert those, then validate strictly."""
+    return Settings.model_validate(_from_toml(data))
 
 
-def _severity(text: str) -> Severity | str:
+def _from_toml(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: (_severity(v) if k in ("fail_on", "severity") else _from_toml(v))
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return tuple(_from_toml(v) for v in value)
+    return value
+
+
+def _severity(text: Any) -> Any:
     try:
-        return Severity(text.lower())
+        return Severity(text.lower()) if isinstance(text, str) else text
     except ValueError:
         return text
 
@@ -138,6 +161,9 @@ def _merge(base: dict[str, Any], top: dict[str, Any], source: str, path: str) ->
     result = dict(base)
     for key, value in top.items():
         where = f"{path}.{key}" if path else key
+        if not base and isinstance(base, dict) and path:
+            result[key] = value  # an open table (empty in the defaults): any key, typed later
+            continue
         if key not in base:
             known = ", ".join(sorted(base)) or "none"
             raise InputError(source, f"unknown key '{where}'", f"known keys here: {known}")
@@ -171,7 +197,7 @@ def _expected(loc: tuple[Any, ...]) -> str:
         if fields is None or str(part) not in fields:
             break
         annotation = fields[str(part)].annotation
-    if annotation is Severity:
+    if annotation in (Severity, Severity | None):
         return "expected one of: " + ", ".join(s.value for s in Severity)
     if getattr(annotation, "__origin__", None) is Literal:
         return "expected one of: " + ", ".join(annotation.__args__)

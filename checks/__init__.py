@@ -5,9 +5,10 @@ from __future__ import annotations
 from types import ModuleType
 
 from auditor.check import Check
-from checks import governance, identity, reliability, secrets
+from checks import environment, governance, identity, reliability, secrets, supply_chain
 
-MODULES: tuple[ModuleType, ...] = (identity, secrets, reliability, governance)
+MODULES: tuple[ModuleType, ...] = (identity, secrets, reliability, supply_chain, governance,
+                                   environment)
 
 
 def catalogue() -> tuple[Check, ...]:
