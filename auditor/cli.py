@@ -100,7 +100,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _scan(args: argparse.Namespace) -> int:
     from auditor.scan import ScanRequest, run_scan  # keep --version and --help fast
 
-    settings = load_settings(args.config, _overrides(args))
+    import checks
+
+    settings = load_settings(args.config, _overrides(args),
+                             known_checks=[c.id for c in checks.catalogue()])
     source = "snapshot" if args.snapshot else "sample" if args.sample else "live"
     out = args.out or Path("audit-reports") / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     request = ScanRequest(source=source, out=out, settings=settings, snapshot=args.snapshot,

@@ -4,14 +4,33 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 
 from auditor.check import Check, Context, Outcome, Status
 from auditor.model import Estate, Job
 from auditor.results import Result
-from auditor.settings import Policy
+from auditor.settings import Policy, Settings
 
 log = logging.getLogger(__name__)
+
+
+def active_checks(catalogue: Sequence[Check], settings: Settings) -> tuple[Check, ...]:
+    """The checks this scan runs, with severity overrides applied.
+
+    A check is off when config disables it, or when it needs a policy setting that is unset.
+    """
+    active = []
+    for item in catalogue:
+        override = settings.checks.get(item.id)
+        if override is not None and not override.enabled:
+            continue
+        if item.requires_policy and not getattr(settings.policy, item.requires_policy):
+            continue
+        if override is not None and override.severity is not None:
+            item = replace(item, severity=override.severity)
+        active.append(item)
+    return tuple(active)
 
 
 def evaluate(

@@ -18,7 +18,7 @@ from pathlib import Path
 import checks
 import reports
 from auditor import __version__
-from auditor.engine import evaluate
+from auditor.engine import active_checks, evaluate
 from auditor.normalize import normalize
 from auditor.output import discard, publish, staging_folder
 from auditor.results import ScanInfo, ScanReport
@@ -61,7 +61,7 @@ def run_scan(
             _copy_evidence(source, evidence)
         estate = normalize(raw)
         progress("evaluate")
-        catalogue = checks.catalogue()
+        catalogue = active_checks(checks.catalogue(), request.settings)
         as_of = request.as_of or started
         results = evaluate(estate, catalogue, request.settings.policy, as_of)
         info = ScanInfo(

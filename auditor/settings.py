@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tomllib
+from collections.abc import Collection
 from enum import Enum
 from importlib.resources import files
 from pathlib import Path
@@ -107,8 +108,15 @@ def default_config_text() -> str:
     return files("auditor.defaults").joinpath("default.toml").read_text(encoding="utf-8")
 
 
-def load_settings(path: Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
-    """Defaults, then the file at `path`, then `overrides` (from flags, already typed)."""
+def load_settings(
+    path: Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    known_checks: Collection[str] = (),
+) -> Settings:
+    """Defaults, then the file at `path`, then `overrides` (from flags, already typed).
+
+    With `known_checks`, a [checks.ID] table naming no known check is an error.
+    """
     merged = tomllib.loads(default_config_text())
     source = "built-in defaults"
     if path is not None:
@@ -116,6 +124,10 @@ def load_settings(path: Path | None = None, overrides: dict[str, Any] | None = N
         merged = _merge(merged, _read_toml(path), source, path="")
     if overrides:
         merged = _merge(merged, overrides, "command line", path="")
+    unknown = sorted(set(merged.get("checks", {})) - set(known_checks)) if known_checks else []
+    if unknown:
+        raise InputError(source, f"[checks.{unknown[0]}] names no check",
+                         "see `auditor checks` for the ids")
     try:
         return _validate(merged)
     except ValidationError as e:
@@ -193,6 +205,9 @@ def _expected(loc: tuple[Any, ...]) -> str:
     """The expected form of a key, read from the model's declared type."""
     annotation: Any = Settings
     for part in loc:
+        if getattr(annotation, "__origin__", None) is dict:  # an open table: skip its key
+            annotation = annotation.__args__[1]
+            continue
         fields = getattr(annotation, "model_fields", None)
         if fields is None or str(part) not in fields:
             break

@@ -1,7 +1,15 @@
 import pytest
 
 from auditor.check import Status
-from checks.reliability import replica_timeout, retry_limit
+from checks.reliability import (
+    event_concurrency,
+    memory_gib,
+    provisioned,
+    replica_resources,
+    replica_timeout,
+    retry_limit,
+    schedule_overlap,
+)
 from tests.factories import DELETE, make_context, make_job
 
 TIMEOUT = "properties.configuration.replicaTimeout"
@@ -49,3 +57,115 @@ def test_retry_limit(value: object, expected: Status) -> None:
 def test_retry_limit_unknown_without_configuration() -> None:
     job = make_job(**{"properties.configuration": DELETE})
     assert retry_limit(job, make_context()).status is Status.UNKNOWN
+
+
+# --- CAJ-012 -------------------------------------------------------------------------------
+def scheduled(cron: object, timeout: object = 1800) -> dict:
+    return {"properties.configuration.scheduleTriggerConfig.cronExpression": cron,
+            TIMEOUT: timeout}
+
+
+@pytest.mark.parametrize(("changes", "expected"), [
+    pytest.param(scheduled("*/5 * * * *", 1800), Status.FAIL, id="fail-every-5-min-30-min-run"),
+    pytest.param(scheduled("0,10 3 * * *", 900), Status.FAIL, id="fail-two-firings-10-min-apart"),
+    pytest.param(scheduled("0 * * * *", 3000), Status.PASS, id="pass-hourly-50-min-run"),
+    pytest.param(scheduled("0 * * * *", 3600), Status.FAIL, id="fail-timeout-equals-gap"),
+    pytest.param(scheduled("0 2 * * *", 14400), Status.PASS, id="pass-nightly"),
+    pytest.param(scheduled("30 23 * * 1-5", 3600), Status.PASS, id="pass-weekdays"),
+    pytest.param(scheduled("0 9-17 * * *", 3000), Status.PASS, id="pass-office-hours"),
+    pytest.param(scheduled("61 * * * *"), Status.FAIL, id="fail-invalid-minute"),
+    pytest.param(scheduled("every day"), Status.FAIL, id="fail-not-cron"),
+    pytest.param({"properties.configuration.triggerType": "Manual"}, Status.NOT_APPLICABLE,
+                 id="na-manual"),
+    pytest.param({"properties.configuration": DELETE}, Status.UNKNOWN, id="unknown-no-config"),
+    pytest.param(scheduled("0 2 * * *", DELETE), Status.UNKNOWN, id="unknown-no-timeout"),
+])
+def test_schedule_overlap(changes: dict, expected: Status) -> None:
+    outcome = schedule_overlap(make_job(**changes), make_context())
+    assert outcome.status is expected
+
+
+def test_invalid_cron_says_why() -> None:
+    outcome = schedule_overlap(make_job(**scheduled("61 * * * *")), make_context())
+    assert "invalid" in outcome.message and "minute" in outcome.message
+
+
+def test_scheduled_quirk_is_a_schedule() -> None:
+    job = make_job(**{"properties.configuration.triggerType": "Scheduled",
+                      **scheduled("*/5 * * * *", 1800)})
+    assert schedule_overlap(job, make_context()).status is Status.FAIL
+
+
+# --- CAJ-013 -------------------------------------------------------------------------------
+def event(scale: object) -> dict:
+    return {"properties.configuration.triggerType": "Event",
+            "properties.configuration.eventTriggerConfig": {"parallelism": 1, "scale": scale}}
+
+
+@pytest.mark.parametrize(("changes", "expected"), [
+    pytest.param(event({"maxExecutions": 10}), Status.PASS, id="pass-10"),
+    pytest.param(event({"maxExecutions": 25}), Status.PASS, id="pass-at-cap"),
+    pytest.param(event({"maxExecutions": 100}), Status.FAIL, id="fail-100"),
+    pytest.param(event({"minExecutions": 0}), Status.FAIL, id="fail-absent-means-100"),
+    pytest.param(event(DELETE), Status.FAIL, id="fail-no-scale-block"),
+    pytest.param({}, Status.NOT_APPLICABLE, id="na-schedule"),
+    pytest.param({"properties.configuration": DELETE}, Status.UNKNOWN, id="unknown-no-config"),
+])
+def test_event_concurrency(changes: dict, expected: Status) -> None:
+    assert event_concurrency(make_job(**changes), make_context()).status is expected
+
+
+def test_event_concurrency_follows_policy() -> None:
+    job = make_job(**event({"maxExecutions": 100}))
+    assert event_concurrency(job, make_context(max_event_executions=100)).status is Status.PASS
+
+
+# --- CAJ-014 -------------------------------------------------------------------------------
+@pytest.mark.parametrize(("state", "expected"), [
+    pytest.param("Succeeded", Status.PASS, id="pass-succeeded"),
+    pytest.param("succeeded", Status.PASS, id="pass-lower-case"),
+    pytest.param("Failed", Status.FAIL, id="fail-failed"),
+    pytest.param("InProgress", Status.FAIL, id="fail-in-progress"),
+    pytest.param(DELETE, Status.UNKNOWN, id="unknown-absent"),
+])
+def test_provisioned(state: object, expected: Status) -> None:
+    job = make_job(**{"properties.provisioningState": state})
+    assert provisioned(job, make_context()).status is expected
+
+
+# --- CAJ-015 -------------------------------------------------------------------------------
+def sized(*containers: tuple[float, str], init: tuple[float, str] | None = None) -> dict:
+    main = [{"name": f"c{i}", "image": "contosoacr.azurecr.io/x:1",
+             "resources": {"cpu": cpu, "memory": memory}}
+            for i, (cpu, memory) in enumerate(containers)]
+    changes: dict = {"properties.template.containers": main}
+    if init:
+        changes["properties.template.initContainers"] = [{
+            "name": "init", "image": "contosoacr.azurecr.io/init:1",
+            "resources": {"cpu": init[0], "memory": init[1]}}]
+    return changes
+
+
+@pytest.mark.parametrize(("changes", "expected"), [
+    pytest.param(sized((0.5, "1Gi")), Status.PASS, id="pass-small"),
+    pytest.param(sized((2, "4Gi")), Status.PASS, id="pass-at-caps"),
+    pytest.param(sized((1, "2Gi"), (1, "2048Mi")), Status.PASS, id="pass-two-containers-sum"),
+    pytest.param(sized((4, "8Gi")), Status.FAIL, id="fail-large"),
+    pytest.param(sized((1.5, "3Gi"), (1, "2Gi")), Status.FAIL, id="fail-sum-over-caps"),
+    pytest.param(sized((0.5, "1Gi"), init=(2.5, "1Gi")), Status.FAIL, id="fail-init-over-cpu"),
+    pytest.param(sized((1, "2Gi"), init=(1, "2Gi")), Status.PASS,
+                 id="pass-init-runs-before-main"),
+    pytest.param(sized((0.25, "250Mb")), Status.PASS, id="pass-decimal-megabytes"),
+    pytest.param(sized((0.5, "lots")), Status.UNKNOWN, id="unknown-unreadable-memory"),
+    pytest.param({"properties.template": DELETE}, Status.UNKNOWN, id="unknown-no-template"),
+])
+def test_replica_resources(changes: dict, expected: Status) -> None:
+    assert replica_resources(make_job(**changes), make_context()).status is expected
+
+
+@pytest.mark.parametrize(("text", "gib"), [
+    ("1Gi", 1.0), ("512Mi", 0.5), ("0.5Gi", 0.5), ("2G", 2e9 / 2**30), ("250Mb", 250e6 / 2**30),
+    ("1024Ki", 1024 / 2**20), ("1Ti", 1024.0), ("nope", None), ("", None),
+])
+def test_memory_gib(text: str, gib: float | None) -> None:
+    assert memory_gib(text) == (pytest.approx(gib) if gib is not None else None)
