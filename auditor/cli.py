@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--out", type=Path, metavar="DIR",
                       help="report folder (default ./audit-reports/<UTC timestamp>/)")
     scan.add_argument("--config", type=Path, metavar="FILE", help="settings file (TOML)")
+    scan.add_argument("--waivers", type=Path, metavar="FILE",
+                      help="waivers file (TOML; default: the [scan] waivers setting)")
     scan.add_argument("--fail-on", choices=[s.value for s in Severity],
                       help="exit 1 when a failing finding has this severity or higher")
     scan.add_argument("--as-of", type=_timestamp, metavar="TIME",
@@ -107,7 +109,7 @@ def _scan(args: argparse.Namespace) -> int:
     source = "snapshot" if args.snapshot else "sample" if args.sample else "live"
     out = args.out or Path("audit-reports") / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     request = ScanRequest(source=source, out=out, settings=settings, snapshot=args.snapshot,
-                          as_of=args.as_of)
+                          as_of=args.as_of, waivers=args.waivers)
     report = run_scan(request, progress=_progress())
     failing = report.failing_at_or_above()
     _summary(report.complete, len(report.estate.jobs), len(report.findings), len(failing), out)

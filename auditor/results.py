@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from auditor.check import Check, Outcome, Status
 from auditor.coverage import Coverage
 from auditor.model import Estate, Job
 from auditor.settings import Settings
+
+if TYPE_CHECKING:
+    from auditor.waivers import Waiver, WaiverReview
 
 # Statuses that are reported as findings: everything an auditor must look at.
 FINDING_STATUSES = (Status.FAIL, Status.ERROR, Status.UNKNOWN)
@@ -21,10 +24,16 @@ class Result:
     check: Check
     job: Job
     outcome: Outcome
+    waiver: Waiver | None = None  # a live waiver accepted this finding
+    expired_waiver: Waiver | None = None  # a waiver matched, but has expired
 
     @property
     def status(self) -> Status:
         return self.outcome.status
+
+    @property
+    def waived(self) -> bool:
+        return self.waiver is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +58,7 @@ class ScanReport:
     checks: tuple[Check, ...]
     estate: Estate
     results: tuple[Result, ...]
+    waivers: tuple[WaiverReview, ...] = ()
 
     @property
     def complete(self) -> bool:
@@ -70,14 +80,15 @@ class ScanReport:
         tally: dict[str, Counter[str]] = {c.id: Counter() for c in self.checks}
         for r in self.results:
             tally[r.check.id][r.status.value] += 1
+            tally[r.check.id]["waived"] += r.waived
         return {
-            check_id: {"evaluated": sum(t.values()), "passed": t["pass"], "failed": t["fail"],
-                       "waived": 0, "not_applicable": t["not_applicable"],
+            check_id: {"evaluated": sum(t.values()) - t["waived"], "passed": t["pass"], "failed": t["fail"],
+                       "waived": t["waived"], "not_applicable": t["not_applicable"],
                        "unknown": t["unknown"], "error": t["error"]}
             for check_id, t in tally.items()
         }
 
     def failing_at_or_above(self) -> list[Result]:
         threshold = self.settings.scan.fail_on.rank
-        return [r for r in self.results
-                if r.status is Status.FAIL and r.check.severity.rank >= threshold]
+        return [r for r in self.results if r.status is Status.FAIL and not r.waived
+                and r.check.severity.rank >= threshold]

@@ -24,8 +24,10 @@ from auditor.output import discard, publish, staging_folder
 from auditor.results import ScanInfo, ScanReport
 from auditor.settings import Settings
 from auditor.snapshot import read_snapshot
+from auditor.waivers import Waiver, apply_waivers, load_waivers
 
 SNAPSHOT_DIR = "snapshot"
+SAMPLE_WAIVERS = "waivers.toml"
 Stage = Callable[[str], None]
 
 
@@ -36,6 +38,7 @@ class ScanRequest:
     settings: Settings
     snapshot: Path | None = None
     as_of: datetime | None = None
+    waivers: Path | None = None
 
 
 def _no_progress(stage: str) -> None:
@@ -50,6 +53,8 @@ def run_scan(
 ) -> ScanReport:
     """Run the whole scan and publish its reports into `request.out`; return what was found."""
     started = clock()
+    catalogue = checks.catalogue()
+    waivers = _waivers(request, [c.id for c in catalogue])
     staging = staging_folder(request.out)
     try:
         evidence = staging / SNAPSHOT_DIR
@@ -61,9 +66,10 @@ def run_scan(
             _copy_evidence(source, evidence)
         estate = normalize(raw)
         progress("evaluate")
-        catalogue = active_checks(checks.catalogue(), request.settings)
+        active = active_checks(catalogue, request.settings)
         as_of = request.as_of or started
-        results = evaluate(estate, catalogue, request.settings.policy, as_of)
+        results, reviews = apply_waivers(
+            evaluate(estate, active, request.settings.policy, as_of), waivers, as_of)
         info = ScanInfo(
             id=str(uuid.uuid4()),
             started=started,
@@ -76,7 +82,8 @@ def run_scan(
             snapshot_files=tuple(raw.files),
             other_types=dict(sorted(raw.other_types.items())),
         )
-        report = ScanReport(info, request.settings, raw.coverage, catalogue, estate, results)
+        report = ScanReport(info, request.settings, raw.coverage, active, estate, results,
+                            reviews)
         progress("report")
         reports.write_all(report, staging)
         publish(staging, request.out)
@@ -84,6 +91,18 @@ def run_scan(
         discard(staging)
         raise
     return report
+
+
+def _waivers(request: ScanRequest, known_checks: list[str]) -> tuple[Waiver, ...]:
+    """The --waivers file, else the configured one, else (for --sample) the sample's own."""
+    path = request.waivers or (Path(request.settings.scan.waivers)
+                               if request.settings.scan.waivers else None)
+    if path is not None:
+        return load_waivers(path, known_checks)
+    if request.source == "sample":
+        with as_file(files("auditor.sample_estate").joinpath(SAMPLE_WAIVERS)) as sample:
+            return load_waivers(Path(sample), known_checks)
+    return ()
 
 
 def _gather(request: ScanRequest, evidence: Path) -> tuple[dict[str, object], Path]:
