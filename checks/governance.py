@@ -25,7 +25,7 @@ from auditor.settings import Severity
     references=(
         "https://learn.microsoft.com/azure/azure-resource-manager/management/tag-resources",
     ),
-    controls={"MCSB": ("AM-2",), "CIS-v8": ("1.1",), "NIST-800-53": ("CM-8",),
+    controls={"MCSB": ("AM-1",), "CIS-v8": ("1.1",), "NIST-800-53": ("CM-8",),
               "ISO-27001-2022": ("A.5.9",), "SOC2": ("CC6.1",)},
 )
 def required_tags(job: Job, context: Context) -> Outcome:
@@ -68,7 +68,7 @@ def required_tags(job: Job, context: Context) -> Outcome:
     ),
     references=("https://learn.microsoft.com/azure/cloud-adoption-framework/ready/"
                 "azure-best-practices/resource-naming",),
-    controls={"MCSB": ("AM-2",), "CIS-v8": ("1.1",), "NIST-800-53": ("CM-8",),
+    controls={"MCSB": ("AM-1",), "CIS-v8": ("1.1",), "NIST-800-53": ("CM-8",),
               "ISO-27001-2022": ("A.5.9",), "SOC2": ("CC6.1",)},
     requires_policy="job_name_pattern",
 )

@@ -39,7 +39,7 @@ PRIVILEGED_BUILT_IN_ROLES = {
         "`az containerapp job identity assign -n JOB -g RG --system-assigned`."
     ),
     references=("https://learn.microsoft.com/azure/container-apps/managed-identity",),
-    controls={"MCSB": ("IM-3",), "CIS-v8": ("5.2",), "NIST-800-53": ("IA-2", "IA-5"),
+    controls={"MCSB": ("IM-3",), "CIS-v8": ("5.2",), "NIST-800-53": ("IA-9", "IA-5"),
               "ISO-27001-2022": ("A.5.17", "A.8.5"), "SOC2": ("CC6.1",)},
 )
 def managed_identity(job: Job, context: Context) -> Outcome:

@@ -28,7 +28,7 @@ PLATFORM_MAX_EXECUTIONS = 100
         "--replica-timeout SECONDS`."
     ),
     references=("https://learn.microsoft.com/azure/container-apps/jobs",),
-    controls={"MCSB": ("AM-5",), "CIS-v8": ("4.1",), "NIST-800-53": ("SC-5", "SI-17"),
+    controls={"MCSB": ("PV-2",), "CIS-v8": ("4.1",), "NIST-800-53": ("SC-5", "SI-17"),
               "ISO-27001-2022": ("A.8.6",), "SOC2": ("A1.1",)},
 )
 def replica_timeout(job: Job, context: Context) -> Outcome:
@@ -57,7 +57,7 @@ def replica_timeout(job: Job, context: Context) -> Outcome:
         "Cap retries: `az containerapp job update -n JOB -g RG --replica-retry-limit N`."
     ),
     references=("https://learn.microsoft.com/azure/container-apps/jobs",),
-    controls={"MCSB": ("AM-5",), "CIS-v8": ("4.1",), "NIST-800-53": ("SI-17",),
+    controls={"MCSB": ("PV-2",), "CIS-v8": ("4.1",), "NIST-800-53": ("SI-17",),
               "ISO-27001-2022": ("A.8.6",), "SOC2": ("A1.1",)},
 )
 def retry_limit(job: Job, context: Context) -> Outcome:
@@ -139,7 +139,7 @@ def _duration(seconds: int | None) -> str:
         "-g RG --max-executions N`."
     ),
     references=("https://learn.microsoft.com/azure/container-apps/jobs",),
-    controls={"MCSB": ("AM-5",), "CIS-v8": ("4.1",), "NIST-800-53": ("SC-5", "SC-6"),
+    controls={"MCSB": ("PV-2",), "CIS-v8": ("4.1",), "NIST-800-53": ("SC-5", "SC-6"),
               "ISO-27001-2022": ("A.8.6",), "SOC2": ("A1.1",)},
 )
 def event_concurrency(job: Job, context: Context) -> Outcome:
@@ -198,7 +198,7 @@ def provisioned(job: Job, context: Context) -> Outcome:
         "--memory 1Gi`, or raise the policy cap in config for jobs that need it."
     ),
     references=("https://learn.microsoft.com/azure/container-apps/containers",),
-    controls={"MCSB": ("AM-5",), "CIS-v8": ("4.1",), "NIST-800-53": ("CM-6", "SC-6"),
+    controls={"MCSB": ("PV-2",), "CIS-v8": ("4.1",), "NIST-800-53": ("CM-6", "SC-6"),
               "ISO-27001-2022": ("A.8.6",), "SOC2": ("A1.1",)},
 )
 def replica_resources(job: Job, context: Context) -> Outcome:

@@ -55,7 +55,7 @@ def _label(container: Container) -> str:
     ),
     references=("https://learn.microsoft.com/azure/container-registry/"
                 "container-registry-image-tag-version",),
-    controls={"MCSB": ("DS-6", "AM-5"), "CIS-v8": ("16.4", "2.5"),
+    controls={"MCSB": ("DS-6", "PV-2"), "CIS-v8": ("16.4", "2.5"),
               "NIST-800-53": ("CM-2", "SR-11"), "ISO-27001-2022": ("A.8.32", "A.8.19"),
               "SOC2": ("CC8.1",)},
 )
