@@ -76,6 +76,8 @@ class Check:
     category: str = ""
     # A policy setting that must be set for the check to run (the check is off until then).
     requires_policy: str = ""
+    # The policy settings the check reads, shown with their effective values.
+    parameters: tuple[str, ...] = ()
 
     def __call__(self, job: Job, context: Context) -> Outcome:
         return self.function(job, context)
@@ -92,11 +94,12 @@ def check(
     controls: Mapping[str, tuple[str, ...]] | None = None,
     category: str = "",
     requires_policy: str = "",
+    parameters: tuple[str, ...] = (),
 ) -> Callable[[CheckFunction], Check]:
     """Turn a function into a `Check` carrying its metadata."""
 
     def wrap(function: CheckFunction) -> Check:
         return Check(id, title, severity, rationale, remediation, function, references,
-                     dict(controls or {}), category, requires_policy)
+                     dict(controls or {}), category, requires_policy, parameters)
 
     return wrap

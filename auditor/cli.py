@@ -8,7 +8,6 @@ incomplete); 4 an internal error (a bug: rerun with --debug for the traceback).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -63,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     listing = commands.add_parser("checks", help="list the check catalogue")
     listing.add_argument("--format", choices=["table", "json", "markdown"], default="table")
+    listing.add_argument("--config", type=Path, metavar="FILE",
+                         help="show the effective values under this settings file")
     return parser
 
 
@@ -80,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
         if args.command == "checks":
-            return _list_checks(args.format)
+            return _list_checks(args)
         return _scan(args)
     except InputError as e:
         print(f"auditor: error: {e}", file=sys.stderr)
@@ -100,9 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _scan(args: argparse.Namespace) -> int:
-    from auditor.scan import ScanRequest, run_scan  # keep --version and --help fast
-
     import checks
+    from auditor.scan import ScanRequest, run_scan  # keep --version and --help fast
 
     settings = load_settings(args.config, _overrides(args),
                              known_checks=[c.id for c in checks.catalogue()])
@@ -149,27 +149,13 @@ def _summary(complete: bool, jobs: int, findings: int, failing: int, out: Path) 
           f"above the --fail-on severity; reports in {out}", file=sys.stderr)
 
 
-def _list_checks(fmt: str) -> int:
+def _list_checks(args: argparse.Namespace) -> int:
     import checks
+    from reports import catalogue
 
-    catalogue = checks.catalogue()
-    if fmt == "json":
-        print(json.dumps([{
-            "id": c.id, "title": c.title, "severity": c.severity.value, "category": c.category,
-            "rationale": c.rationale, "remediation": c.remediation,
-            "references": list(c.references),
-            "controls": {k: list(v) for k, v in c.controls.items()},
-        } for c in catalogue], indent=2))
-    elif fmt == "markdown":
-        from reports.markdown import escape_cell
-
-        print("| Id | Title | Severity | Category |\n|---|---|---|---|")
-        for c in catalogue:
-            print(f"| {c.id} | {escape_cell(c.title)} | {c.severity.value} | "
-                  f"{escape_cell(c.category)} |")
-    else:
-        width = max(len(c.title) for c in catalogue)
-        print(f"{'ID':<8}  {'SEVERITY':<8}  {'TITLE':<{width}}")
-        for c in catalogue:
-            print(f"{c.id:<8}  {c.severity.value:<8}  {c.title:<{width}}")
+    known = [c.id for c in checks.catalogue()]
+    items = catalogue.entries(checks.catalogue(), load_settings(args.config, known_checks=known))
+    render = {"json": catalogue.as_json, "markdown": catalogue.as_markdown}.get(
+        args.format, catalogue.as_table)
+    print(render(items), end="" if args.format == "markdown" else "\n")
     return EXIT_OK

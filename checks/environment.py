@@ -56,6 +56,7 @@ def environment_logs(job: Job, context: Context) -> Outcome:
     controls={"MCSB": ("NS-1", "NS-2"), "CIS-v8": ("12.2", "13.4"),
               "NIST-800-53": ("SC-7",), "ISO-27001-2022": ("A.8.20", "A.8.22"),
               "SOC2": ("CC6.6",)},
+    parameters=("require_internal_environment",),
 )
 def network_isolation(job: Job, context: Context) -> Outcome:
     environment = context.estate.environment_of(job)

@@ -27,6 +27,7 @@ from auditor.settings import Severity
     ),
     controls={"MCSB": ("AM-1",), "CIS-v8": ("1.1",), "NIST-800-53": ("CM-8",),
               "ISO-27001-2022": ("A.5.9",), "SOC2": ("CC6.1",)},
+    parameters=("required_tags", "tag_rules"),
 )
 def required_tags(job: Job, context: Context) -> Outcome:
     required = context.policy.required_tags
@@ -71,6 +72,7 @@ def required_tags(job: Job, context: Context) -> Outcome:
     controls={"MCSB": ("AM-1",), "CIS-v8": ("1.1",), "NIST-800-53": ("CM-8",),
               "ISO-27001-2022": ("A.5.9",), "SOC2": ("CC6.1",)},
     requires_policy="job_name_pattern",
+    parameters=("job_name_pattern",),
 )
 def naming_convention(job: Job, context: Context) -> Outcome:
     pattern = context.policy.job_name_pattern

@@ -30,6 +30,7 @@ PLATFORM_MAX_EXECUTIONS = 100
     references=("https://learn.microsoft.com/azure/container-apps/jobs",),
     controls={"MCSB": ("PV-2",), "CIS-v8": ("4.1",), "NIST-800-53": ("SC-5", "SI-17"),
               "ISO-27001-2022": ("A.8.6",), "SOC2": ("A1.1",)},
+    parameters=("max_replica_timeout_seconds",),
 )
 def replica_timeout(job: Job, context: Context) -> Outcome:
     limit = context.policy.max_replica_timeout_seconds
@@ -59,6 +60,7 @@ def replica_timeout(job: Job, context: Context) -> Outcome:
     references=("https://learn.microsoft.com/azure/container-apps/jobs",),
     controls={"MCSB": ("PV-2",), "CIS-v8": ("4.1",), "NIST-800-53": ("SI-17",),
               "ISO-27001-2022": ("A.8.6",), "SOC2": ("A1.1",)},
+    parameters=("max_replica_retry_limit",),
 )
 def retry_limit(job: Job, context: Context) -> Outcome:
     cap = context.policy.max_replica_retry_limit
@@ -141,6 +143,7 @@ def _duration(seconds: int | None) -> str:
     references=("https://learn.microsoft.com/azure/container-apps/jobs",),
     controls={"MCSB": ("PV-2",), "CIS-v8": ("4.1",), "NIST-800-53": ("SC-5", "SC-6"),
               "ISO-27001-2022": ("A.8.6",), "SOC2": ("A1.1",)},
+    parameters=("max_event_executions",),
 )
 def event_concurrency(job: Job, context: Context) -> Outcome:
     if not job.has_configuration:
@@ -200,6 +203,7 @@ def provisioned(job: Job, context: Context) -> Outcome:
     references=("https://learn.microsoft.com/azure/container-apps/containers",),
     controls={"MCSB": ("PV-2",), "CIS-v8": ("4.1",), "NIST-800-53": ("CM-6", "SC-6"),
               "ISO-27001-2022": ("A.8.6",), "SOC2": ("A1.1",)},
+    parameters=("max_replica_cpu", "max_replica_memory_gib"),
 )
 def replica_resources(job: Job, context: Context) -> Outcome:
     if job.containers is None:

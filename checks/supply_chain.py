@@ -96,6 +96,7 @@ def pinned_images(job: Job, context: Context) -> Outcome:
                 "container-registry-import-images",),
     controls={"MCSB": ("DS-6",), "CIS-v8": ("2.5", "16.4"), "NIST-800-53": ("SR-3", "CM-7(5)"),
               "ISO-27001-2022": ("A.8.19", "A.5.21"), "SOC2": ("CC8.1",)},
+    parameters=("approved_registries",),
 )
 def approved_registries(job: Job, context: Context) -> Outcome:
     if not job.containers:
