@@ -82,8 +82,9 @@ class ScanReport:
             tally[r.check.id][r.status.value] += 1
             tally[r.check.id]["waived"] += r.waived
         return {
-            check_id: {"evaluated": sum(t.values()) - t["waived"], "passed": t["pass"], "failed": t["fail"],
-                       "waived": t["waived"], "not_applicable": t["not_applicable"],
+            check_id: {"evaluated": sum(t.values()) - t["waived"], "passed": t["pass"],
+                       "failed": t["fail"], "waived": t["waived"],
+                       "not_applicable": t["not_applicable"],
                        "unknown": t["unknown"], "error": t["error"]}
             for check_id, t in tally.items()
         }

@@ -1,0 +1,229 @@
+"""Live collection: sign in, find the subscriptions in scope, query each resource type, and
+write Azure's rows plus the record of what was and was not read as a snapshot folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from azure.core.credentials import TokenCredential
+
+from auditor import __version__
+from auditor.collect.clouds import Endpoints, resolve
+from auditor.collect.credentials import build_credential
+from auditor.collect.resource_graph import (
+    RESOURCE_QUERIES,
+    SUBSCRIPTIONS,
+    Clock,
+    Failure,
+    GraphQuery,
+    QueryResult,
+    ResourceGraph,
+    Scope,
+    Sleep,
+    Throttle,
+    batches,
+    open_client,
+)
+from auditor.coverage import Coverage, Gap, Read
+from auditor.errors import CollectionError
+from auditor.settings import AzureSettings
+from auditor.snapshot import write_collection, write_rows
+
+log = logging.getLogger(__name__)
+
+FILE_PREFIX = "resource-graph-"
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def collect(
+    settings: AzureSettings,
+    folder: Path,
+    *,
+    sleep: Sleep = time.sleep,
+    clock: Clock = time.monotonic,
+    now: Callable[[], datetime] = _utc_now,
+    environ: Mapping[str, str] | None = None,
+) -> Coverage:
+    """Read the scope in `settings` from Resource Graph into `folder`; return the coverage.
+
+    Raises CollectionError when nothing at all could be read (sign-in failed, every batch
+    denied); anything less becomes a Gap and the scan goes on.
+    """
+    started = now()
+    endpoints = resolve(settings, environ)
+    credential = build_credential(settings.auth, endpoints.cloud, environ)
+    throttle = Throttle(sleep, clock, settings.max_retry_wait_seconds)
+    coverage = Coverage()
+    try:
+        with open_client(credential, endpoints, settings, throttle) as client:
+            graph = ResourceGraph(client, settings, throttle)
+            found = _find_subscriptions(graph, settings, coverage, folder)
+            targets = _targets(settings, found)
+            results = [_collect_query(graph, query, targets, coverage, folder)
+                       for query in RESOURCE_QUERIES]
+    finally:
+        _close(credential)
+    if not any(result.read for result in results):
+        raise CollectionError(_nothing_read(results))
+    record = _record(settings, endpoints, started, now(), found, results, throttle)
+    write_collection(folder, record, coverage)
+    return coverage
+
+
+# --- scope -------------------------------------------------------------------------------------
+
+def _asked(settings: AzureSettings) -> list[Scope]:
+    size = settings.subscriptions_per_request
+    if settings.subscriptions:
+        return batches("subscriptions", _unique(settings.subscriptions), size)
+    if settings.management_groups:
+        return batches("management groups", _unique(settings.management_groups), size)
+    return [Scope("tenant")]
+
+
+def _find_subscriptions(graph: ResourceGraph, settings: AzureSettings, coverage: Coverage,
+                        folder: Path) -> QueryResult:
+    """List the subscriptions in scope first.
+
+    With no scope given this is how the tenant's subscriptions are known at all; with explicit
+    subscriptions or management groups it finds the denied ones once (splitting a denied batch
+    costs requests), so the resource queries then skip them instead of failing four times.
+    """
+    found = graph.run(SUBSCRIPTIONS, _asked(settings))
+    _account(found, coverage, folder, consequence="no resources in this scope were read")
+    if not found.read:
+        raise CollectionError(_nothing_read([found]))
+    tenant = not (settings.subscriptions or settings.management_groups)
+    if tenant and not found.rows:
+        raise CollectionError(
+            "the identity can read no subscription in this tenant; grant it Reader on the "
+            "subscriptions to audit, or pass --subscription")
+    return found
+
+
+def _targets(settings: AzureSettings, found: QueryResult) -> list[Scope]:
+    """The batches the resource queries run over: what the enumeration was allowed to read.
+
+    An asked-for subscription that was not denied stays in scope even when it returned no
+    subscription row: an identity with Reader on one resource group sees its resources but not
+    the subscription itself.
+    """
+    size = settings.subscriptions_per_request
+    readable = [i for scope in found.read for i in scope.ids]
+    if settings.subscriptions:
+        return batches("subscriptions", _in_order(settings.subscriptions, readable), size)
+    if settings.management_groups:
+        return batches("management groups", _in_order(settings.management_groups, readable), size)
+    return batches("subscriptions", _subscription_ids(found.rows), size)
+
+
+def _subscription_ids(rows: Iterable[Mapping[str, Any]]) -> list[str]:
+    ids = (str(row.get("subscriptionId") or "") for row in rows)
+    return _unique(i for i in ids if i)
+
+
+def _in_order(asked: Sequence[str], readable: Iterable[str]) -> list[str]:
+    keep = {i.lower() for i in readable}
+    return [i for i in _unique(asked) if i.lower() in keep]
+
+
+def _unique(ids: Iterable[str]) -> list[str]:
+    seen: set[str] = set()
+    kept = []
+    for item in ids:
+        if item.lower() not in seen:
+            seen.add(item.lower())
+            kept.append(item)
+    return kept
+
+
+# --- per query ---------------------------------------------------------------------------------
+
+def _collect_query(graph: ResourceGraph, query: GraphQuery, targets: list[Scope],
+                   coverage: Coverage, folder: Path) -> QueryResult:
+    result = graph.run(query, targets)
+    _account(result, coverage, folder, consequence="")
+    return result
+
+
+def _account(result: QueryResult, coverage: Coverage, folder: Path, consequence: str) -> None:
+    """Write the rows and note in `coverage` what was read, what was not, and the query."""
+    write_rows(folder, FILE_PREFIX + result.query.name, result.rows)
+    source = f"Resource Graph {result.query.name}"
+    if result.read:
+        coverage.reads.append(Read(_summary(result.read), source, len(result.rows)))
+    for failure in result.failures:
+        coverage.gaps.append(_gap(failure, source, consequence))
+    coverage.queries.append(result.summary())
+
+
+def _gap(failure: Failure, source: str, consequence: str) -> Gap:
+    reason = f"{failure.reason}; {consequence}" if consequence else failure.reason
+    return Gap(failure.scope.describe(), source, reason)
+
+
+def _summary(scopes: Sequence[Scope]) -> str:
+    """A short name for what was read; the full lists are in collection.json."""
+    ids = [i for scope in scopes for i in scope.ids]
+    if scopes[0].kind == "tenant" or len(ids) <= 3:
+        return "; ".join(scope.describe() for scope in scopes)
+    return f"{len(ids)} {scopes[0].kind}"
+
+
+def _nothing_read(results: Sequence[QueryResult]) -> str:
+    failures = [f for r in results for f in r.failures]
+    if not failures:
+        return "Resource Graph returned nothing that could be read"
+    first = failures[0]
+    more = f" (and {len(failures) - 1} more failures)" if len(failures) > 1 else ""
+    return f"nothing could be read from Resource Graph: {first.scope.describe()}: " \
+           f"{first.reason}{more}"
+
+
+# --- the record --------------------------------------------------------------------------------
+
+def _record(settings: AzureSettings, endpoints: Endpoints, started: datetime, finished: datetime,
+            found: QueryResult, results: Sequence[QueryResult],
+            throttle: Throttle) -> dict[str, Any]:
+    """What was asked, where it was sent, and which subscriptions were found and not read."""
+    failed = [f.scope for r in (found, *results) for f in r.failures]
+    return {
+        "tool_version": __version__,
+        "started": started.isoformat(),
+        "finished": finished.isoformat(),
+        "cloud": endpoints.cloud.name,
+        "arm_endpoint": endpoints.arm,
+        "arm_endpoint_source": endpoints.arm_source,
+        "arm_token_audience": endpoints.cloud.arm_audience,
+        "auth": settings.auth,
+        "resource_graph_api_version": settings.resource_graph_api_version,
+        "page_size": settings.page_size,
+        "subscriptions_per_request": settings.subscriptions_per_request,
+        "scope": {
+            "subscriptions": list(settings.subscriptions),
+            "management_groups": list(settings.management_groups),
+            "tenant": not (settings.subscriptions or settings.management_groups),
+            "subscriptions_found": _subscription_ids(found.rows),
+            "subscriptions_not_read": _unique(
+                i for s in failed if s.kind == "subscriptions" for i in s.ids),
+            "management_groups_not_read": _unique(
+                i for s in failed if s.kind == "management groups" for i in s.ids),
+        },
+        "throttling": {"waits": throttle.waits,
+                       "seconds": round(throttle.waited_seconds, 3)},
+    }
+
+
+def _close(credential: TokenCredential) -> None:
+    close = getattr(credential, "close", None)
+    if callable(close):
+        close()

@@ -1,0 +1,670 @@
+"""A loopback HTTPS stand-in for Azure, for tests: the real SDKs talk to it over real TLS.
+
+It speaks Azure's REST contracts, not our code's: the Resource Graph query API (the response
+shapes of the spec examples: `totalRecords`, `count`, `resultTruncated` as a string,
+`$skipToken`, `data`, `facets`, and the user-quota headers) over an in-memory estate a test fills.
+Faults are scripted per test: short pages, 429 with or without Retry-After, 403 for requests that
+include a given subscription, truncated results. Every request is recorded, so tests can assert
+what was sent.
+
+Services are routes on a small router, so other Azure APIs (Log Analytics, the Container Apps
+executions list) can be added beside Resource Graph.
+
+Sign-in: `FakeAz` is an `az` executable put first on PATH; `--auth cli` gets the server's token
+from it, and it logs how it was called (which audience the token was asked for).
+"""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import functools
+import hashlib
+import json
+import os
+import re
+import secrets
+import shutil
+import ssl
+import stat
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import pytest
+import trustme
+
+# --- TLS ---------------------------------------------------------------------------------------
+
+
+@functools.cache
+def _tls() -> tuple[trustme.CA, trustme.LeafCert, Path]:
+    """One CA and server certificate per test session (key generation is the slow part)."""
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    folder = Path(tempfile.mkdtemp(prefix="auditor-test-ca-"))
+    atexit.register(shutil.rmtree, folder, True)
+    bundle = folder / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    return ca, cert, bundle
+
+
+def ca_bundle() -> Path:
+    """The PEM file that makes the server's certificate trusted (for REQUESTS_CA_BUNDLE)."""
+    return _tls()[2]
+
+
+# --- requests, replies, routing ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """One request as the server received it."""
+
+    method: str
+    path: str
+    params: dict[str, str]
+    headers: dict[str, str]  # names lower-cased
+    body: Any  # parsed JSON, or None
+
+
+@dataclass
+class Reply:
+    status: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def arm_error(status: int, code: str, message: str, **headers: str) -> Reply:
+    """Azure Resource Manager's error body shape."""
+    return Reply(status, {"error": {"code": code, "message": message}}, dict(headers))
+
+
+Handler = Callable[[Recorded], Reply]
+
+
+class Router:
+    """Method + path regex → handler; the first full match wins."""
+
+    def __init__(self) -> None:
+        self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
+
+    def add(self, method: str, pattern: str, handler: Handler) -> None:
+        self._routes.append((method.upper(), re.compile(pattern, re.IGNORECASE), handler))
+
+    def dispatch(self, request: Recorded) -> Reply:
+        for method, pattern, handler in self._routes:
+            if method == request.method and pattern.fullmatch(request.path):
+                return handler(request)
+        return arm_error(404, "NoRoute", f"the test server has no route for "
+                                         f"{request.method} {request.path}")
+
+
+# --- the server --------------------------------------------------------------------------------
+
+
+class AzureServer:
+    """The stand-in: HTTPS on 127.0.0.1 at a free port, bearer-token checked, every call logged."""
+
+    def __init__(self) -> None:
+        self.token = "fake-arm-token-" + secrets.token_hex(16)
+        self.requests: list[Recorded] = []
+        self.router = Router()
+        self.resource_graph = ResourceGraph()
+        self.router.add("POST", r"/providers/Microsoft\.ResourceGraph/resources",
+                        self.resource_graph.handle)
+        self._lock = threading.Lock()
+        self._http: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.az: FakeAz | None = None
+
+    @property
+    def url(self) -> str:
+        assert self._http is not None, "server not started"
+        return f"https://127.0.0.1:{self._http.server_address[1]}"
+
+    def start(self) -> None:
+        _, cert, _ = _tls()
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        cert.configure_cert(context)
+        http = ThreadingHTTPServer(("127.0.0.1", 0), _RequestHandler)
+        http.daemon_threads = True
+        http.socket = context.wrap_socket(http.socket, server_side=True)
+        http.azure = self  # type: ignore[attr-defined]
+        self._http = http
+        self._thread = threading.Thread(target=http.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="azure-stand-in", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def handle(self, request: Recorded) -> Reply:
+        with self._lock:
+            self.requests.append(request)
+            if request.headers.get("authorization") != f"Bearer {self.token}":
+                return arm_error(401, "InvalidAuthenticationToken",
+                                 "The access token is missing or invalid.")
+            return self.router.dispatch(request)
+
+    def graph_bodies(self) -> list[dict[str, Any]]:
+        """The bodies of every Resource Graph query, in the order they arrived."""
+        return [r.body for r in self.requests
+                if r.path.lower() == "/providers/microsoft.resourcegraph/resources"]
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms stalls
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def do_PUT(self) -> None:
+        self._serve()
+
+    def do_PATCH(self) -> None:
+        self._serve()
+
+    def do_DELETE(self) -> None:
+        self._serve()
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            body = json.loads(raw) if raw else None
+        except json.JSONDecodeError:
+            body = raw.decode("utf-8", "replace")
+        parts = urlsplit(self.path)
+        request = Recorded(self.command, parts.path, dict(parse_qsl(parts.query)),
+                           {k.lower(): v for k, v in self.headers.items()}, body)
+        reply = self.server.azure.handle(request)  # type: ignore[attr-defined]
+        payload = json.dumps(reply.body).encode()
+        self.send_response(reply.status)
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
+
+
+# --- Resource Graph ----------------------------------------------------------------------------
+
+
+class QueryNotUnderstood(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ParsedQuery:
+    """The small KQL subset the stand-in serves: a table, `where a.b =~ 'x'`, order, project."""
+
+    table: str
+    filters: tuple[tuple[str, str], ...]
+    order: tuple[str, bool] | None  # column, descending
+    project: tuple[str, ...] | None
+
+    @property
+    def type_filter(self) -> str | None:
+        return next((v.lower() for k, v in self.filters if k.lower() == "type"), None)
+
+
+_TABLE = re.compile(r"^[A-Za-z_]\w*$")
+_CONDITION = re.compile(r"^([A-Za-z_][\w.]*)\s*=~\s*'([^']*)'$")
+_ORDER = re.compile(r"^(?:order|sort)\s+by\s+([A-Za-z_]\w*)(?:\s+(asc|desc))?$", re.IGNORECASE)
+_PROJECT = re.compile(r"^project\s+(.+)$", re.IGNORECASE)
+_WHERE = re.compile(r"^where\s+(.+)$", re.IGNORECASE)
+
+
+def parse_query(text: str) -> ParsedQuery:
+    """Anything outside the subset is refused (400), so a test never passes by accident."""
+    segments = [s.strip() for s in text.split("|")]
+    if not _TABLE.match(segments[0]):
+        raise QueryNotUnderstood(f"expected a table name, got {segments[0]!r}")
+    filters: list[tuple[str, str]] = []
+    order: tuple[str, bool] | None = None
+    project: tuple[str, ...] | None = None
+    for segment in segments[1:]:
+        if where := _WHERE.match(segment):
+            for condition in re.split(r"\s+and\s+", where.group(1), flags=re.IGNORECASE):
+                match = _CONDITION.match(condition.strip())
+                if not match:
+                    raise QueryNotUnderstood(f"unsupported condition {condition!r}")
+                filters.append((match.group(1), match.group(2)))
+        elif by := _ORDER.match(segment):
+            order = (by.group(1), (by.group(2) or "asc").lower() == "desc")
+        elif columns := _PROJECT.match(segment):
+            project = tuple(c.strip() for c in columns.group(1).split(","))
+        else:
+            raise QueryNotUnderstood(f"unsupported operator {segment!r}")
+    return ParsedQuery(segments[0].lower(), tuple(filters), order, project)
+
+
+def _path_value(row: dict[str, Any], path: str) -> Any:
+    value: Any = row
+    for part in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = next((v for k, v in value.items() if k.lower() == part.lower()), None)
+    return value
+
+
+class ResourceGraph:
+    """The Resource Graph query API over an in-memory estate, with scriptable faults."""
+
+    def __init__(self) -> None:
+        self.tables: dict[str, list[dict[str, Any]]] = {}
+        self.management_groups: dict[str, list[str]] = {}
+        # Faults and knobs a test sets:
+        self.max_page_rows: int | None = None  # pages shorter than $top, token still returned
+        self.throttles: list[tuple[str | None, dict[str, str]]] = []  # see `throttle`
+        self.denied_subscriptions: set[str] = set()
+        self.denied_management_groups: set[str] = set()
+        self.truncate_types: set[str] = set()  # resultTruncated "true", no skip token
+        self.quota_remaining: list[int] = []  # x-ms-user-quota-remaining, one per reply
+        self.quota_resets_after = "00:00:05"
+
+    # estate
+
+    def add(self, table: str, *rows: dict[str, Any]) -> None:
+        self.tables.setdefault(table.lower(), []).extend(rows)
+
+    def add_subscription(self, subscription_id: str, name: str | None = None) -> None:
+        self.add("resourcecontainers", subscription_row(subscription_id, name))
+
+    def throttle(self, times: int = 1, *, retry_after: str | None = None,
+                 only_type: str | None = None, **headers: str) -> None:
+        """Answer the next `times` queries (of one resource type, if given) with 429."""
+        if retry_after is not None:
+            headers["Retry-After"] = retry_after
+        self.throttles += [(only_type, headers)] * times
+
+    # the API
+
+    def handle(self, request: Recorded) -> Reply:
+        body = request.body if isinstance(request.body, dict) else {}
+        if (throttled := self._throttled(str(body.get("query") or ""))) is not None:
+            return arm_error(429, "RateLimiting",
+                             "Please provide below info when asking for support: the request "
+                             "was throttled; retry later.", **throttled)
+        if not request.params.get("api-version"):
+            return arm_error(400, "MissingApiVersionParameter", "api-version is required")
+        if denied := self._denied(body):
+            return arm_error(403, "AuthorizationFailed",
+                             f"The client does not have authorization to perform action "
+                             f"'Microsoft.ResourceGraph/resources/read' over scope '{denied}' "
+                             f"or the scope is invalid.")
+        try:
+            return self._answer(body)
+        except QueryNotUnderstood as e:
+            return arm_error(400, "InvalidQuery", f"test server: {e}")
+
+    def _throttled(self, text: str) -> dict[str, str] | None:
+        try:
+            kind = parse_query(text).type_filter
+        except QueryNotUnderstood:
+            kind = None
+        for index, (only_type, headers) in enumerate(self.throttles):
+            if only_type is None or only_type.lower() == kind:
+                del self.throttles[index]
+                return headers
+        return None
+
+    def _denied(self, body: dict[str, Any]) -> str | None:
+        denied = {s.lower() for s in self.denied_subscriptions}
+        for sub in body.get("subscriptions") or []:
+            if sub.lower() in denied:
+                return f"/subscriptions/{sub}"
+        groups = {g.lower() for g in self.denied_management_groups}
+        for group in body.get("managementGroups") or []:
+            if group.lower() in groups:
+                return f"/providers/Microsoft.Management/managementGroups/{group}"
+        return None
+
+    def _answer(self, body: dict[str, Any]) -> Reply:
+        query = parse_query(str(body.get("query") or ""))
+        options = body.get("options") or {}
+        if options.get("resultFormat", "objectArray") != "objectArray":
+            raise QueryNotUnderstood("only resultFormat objectArray is served")
+        rows = self._select(query, body)
+        top = int(options.get("$top") or 100)
+        if not 1 <= top <= 1000:
+            return arm_error(400, "BadRequest", "$top must be between 1 and 1000")
+        page_size = min(top, self.max_page_rows or 1000)
+        offset = self._offset(options.get("$skipToken"), body)
+        reply: dict[str, Any] = {"totalRecords": len(rows), "count": 0,
+                                 "resultTruncated": "false", "facets": [], "data": []}
+        if query.type_filter in self.truncate_types:
+            page = rows[: max(1, len(rows) // 2)]
+            reply.update(resultTruncated="true")
+        else:
+            page = rows[offset: offset + page_size]
+            if offset + page_size < len(rows):
+                reply["$skipToken"] = _token(offset + page_size, body)
+        reply.update(count=len(page), data=page)
+        return Reply(200, reply, self._quota_headers())
+
+    def _select(self, query: ParsedQuery, body: dict[str, Any]) -> list[dict[str, Any]]:
+        in_scope = self._scope(body)
+        rows = [r for r in self.tables.get(query.table, [])
+                if _row_in_scope(r, in_scope)
+                and all(str(_path_value(r, path) or "").lower() == value.lower()
+                        for path, value in query.filters)]
+        if query.order:
+            column, descending = query.order
+            rows.sort(key=lambda r: str(_path_value(r, column) or "").lower(), reverse=descending)
+        if query.project:
+            rows = [{c: _path_value(r, c) for c in query.project} for r in rows]
+        return rows
+
+    def _scope(self, body: dict[str, Any]) -> set[str] | None:
+        """The subscriptions a request covers (lower case); None means the whole tenant."""
+        if body.get("subscriptions"):
+            return {s.lower() for s in body["subscriptions"]}
+        if body.get("managementGroups"):
+            groups = {g.lower(): subs for g, subs in self.management_groups.items()}
+            return {s.lower() for g in body["managementGroups"] for s in groups.get(g.lower(), [])}
+        return None
+
+    def _offset(self, token: Any, body: dict[str, Any]) -> int:
+        if not token:
+            return 0
+        try:
+            decoded = json.loads(base64.b64decode(str(token)))
+        except ValueError as e:
+            raise QueryNotUnderstood("skip token is not one this server issued") from e
+        if decoded.get("request") != _fingerprint(body):
+            raise QueryNotUnderstood("skip token belongs to another query or scope")
+        return int(decoded["offset"])
+
+    def _quota_headers(self) -> dict[str, str]:
+        remaining = self.quota_remaining.pop(0) if self.quota_remaining else 14
+        return {"x-ms-user-quota-remaining": str(remaining),
+                "x-ms-user-quota-resets-after": self.quota_resets_after}
+
+
+def _row_in_scope(row: dict[str, Any], subscriptions: set[str] | None) -> bool:
+    """Tenant-level rows (built-in role definitions: no subscriptionId) are in every scope."""
+    sub = str(row.get("subscriptionId") or "").lower()
+    return subscriptions is None or not sub or sub in subscriptions
+
+
+def _fingerprint(body: dict[str, Any]) -> str:
+    """A skip token is only valid for the same query and scope, as in Azure."""
+    key = json.dumps([body.get("query"), body.get("subscriptions"),
+                      body.get("managementGroups")], sort_keys=True)
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def _token(offset: int, body: dict[str, Any]) -> str:
+    raw = json.dumps({"offset": offset, "request": _fingerprint(body)}).encode()
+    return base64.b64encode(raw).decode()
+
+
+# --- az ----------------------------------------------------------------------------------------
+
+
+class FakeAz:
+    """`az` for AzureCliCredential: prints the server's token, logs each call's arguments."""
+
+    def __init__(self, folder: Path, token: str) -> None:
+        self.folder = folder
+        self.token = token
+        self.log = folder / "az-calls.log"
+        folder.mkdir(parents=True, exist_ok=True)
+        self.write(logged_in=True)
+
+    def write(self, *, logged_in: bool) -> None:
+        expires = int(time.time()) + 3600
+        answer = json.dumps({
+            "accessToken": self.token,
+            "expires_on": expires,
+            "expiresOn": datetime.fromtimestamp(expires).strftime("%Y-%m-%d %H:%M:%S.%f"),
+            "subscription": "00000000-0000-0000-0000-000000000000",
+            "tenant": TENANT,
+            "tokenType": "Bearer",
+        })
+        reply = (f"cat <<'JSON'\n{answer}\nJSON\n" if logged_in else
+                 "echo \"ERROR: Please run 'az login' to setup account.\" >&2\nexit 1\n")
+        script = self.folder / "az"
+        script.write_text(
+            "#!/bin/sh\n"
+            f"for a in \"$@\"; do printf '%s\\t' \"$a\"; done >> '{self.log}'\n"
+            f"printf '\\n' >> '{self.log}'\n"
+            'if [ "$1 $2" != "account get-access-token" ]; then\n'
+            '  echo "fake az: unsupported command: $*" >&2; exit 2\nfi\n'
+            + reply)
+        script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+
+    def calls(self) -> list[list[str]]:
+        if not self.log.exists():
+            return []
+        return [line.rstrip("\t").split("\t") for line in self.log.read_text().splitlines()]
+
+    def resources_asked(self) -> list[str]:
+        """The `--resource` (or `--scope`) each token was asked for: the audience."""
+        found = []
+        for call in self.calls():
+            for flag in ("--resource", "--scope"):
+                if flag in call:
+                    found.append(call[call.index(flag) + 1])
+        return found
+
+
+# --- wiring for tests --------------------------------------------------------------------------
+
+
+@contextmanager
+def serve(monkeypatch: pytest.MonkeyPatch, folder: Path) -> Iterator[AzureServer]:
+    """Start a server, point the SDKs and `az` at it through the environment, stop it after."""
+    server = AzureServer()
+    server.start()
+    try:
+        server.az = FakeAz(folder / "fake-az-bin", server.token)
+        monkeypatch.setenv("PATH", f"{server.az.folder}{os.pathsep}{os.environ.get('PATH', '')}")
+        monkeypatch.setenv("AUDITOR_ARM_ENDPOINT", server.url)
+        monkeypatch.setenv("AUDITOR_LOG_ANALYTICS_ENDPOINT", server.url)
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(ca_bundle()))
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+        for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY"):
+            monkeypatch.delenv(name, raising=False)
+        yield server
+    finally:
+        server.stop()
+
+
+# --- rows in Resource Graph's shape ------------------------------------------------------------
+
+TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+
+
+def subscription_id(n: int) -> str:
+    return f"{n:08x}-aaaa-4bbb-8ccc-{n:012x}"
+
+
+def subscription_row(subscription: str, name: str | None = None) -> dict[str, Any]:
+    return {
+        "id": f"/subscriptions/{subscription}",
+        "name": name or f"sub-{subscription[:8]}",
+        "type": "microsoft.resources/subscriptions",
+        "tenantId": TENANT,
+        "kind": "",
+        "location": "",
+        "resourceGroup": "",
+        "subscriptionId": subscription,
+        "managedBy": "",
+        "sku": None,
+        "plan": None,
+        "properties": {"state": "Enabled",
+                       "subscriptionPolicies": {"locationPlacementId": "Public_2014-09-01",
+                                                "quotaId": "PayAsYouGo_2014-09-01",
+                                                "spendingLimit": "Off"}},
+        "tags": {},
+        "identity": None,
+        "zones": None,
+        "extendedLocation": None,
+    }
+
+
+def _arm_columns(resource_id: str, name: str, kind: str, subscription: str, group: str,
+                 location: str) -> dict[str, Any]:
+    """The columns Resource Graph adds to every row of the `resources` table."""
+    return {
+        "id": resource_id,
+        "name": name,
+        "type": kind,
+        "tenantId": TENANT,
+        "kind": "",
+        "location": location,
+        "resourceGroup": group,
+        "subscriptionId": subscription,
+        "managedBy": "",
+        "sku": None,
+        "plan": None,
+        "tags": {},
+        "identity": None,
+        "zones": None,
+        "extendedLocation": None,
+    }
+
+
+def environment_id(subscription: str, group: str = "rg-jobs", name: str = "env") -> str:
+    return (f"/subscriptions/{subscription}/resourceGroups/{group}/providers/"
+            f"Microsoft.App/managedEnvironments/{name}")
+
+
+def job_row(subscription: str, name: str, group: str = "rg-jobs", *,
+            identity: dict[str, Any] | None = None, tags: dict[str, str] | None = None,
+            replica_timeout: int = 1800, retry_limit: int = 1,
+            image: str = "contoso.azurecr.io/batch/worker:1.4.2") -> dict[str, Any]:
+    """A Container Apps job as Resource Graph returns it (properties as in Job_Get)."""
+    resource_id = (f"/subscriptions/{subscription}/resourceGroups/{group}/providers/"
+                   f"Microsoft.App/jobs/{name}")
+    row = _arm_columns(resource_id, name, "microsoft.app/jobs", subscription, group, "eastus")
+    row["tags"] = dict(tags or {})
+    row["identity"] = identity
+    row["properties"] = {
+        "provisioningState": "Succeeded",
+        "runningState": "Ready",
+        "environmentId": environment_id(subscription, group),
+        "workloadProfileName": "Consumption",
+        "configuration": {
+            "replicaTimeout": replica_timeout,
+            "replicaRetryLimit": retry_limit,
+            "triggerType": "Manual",
+            "manualTriggerConfig": {"replicaCompletionCount": 1, "parallelism": 1},
+            "secrets": [],
+            "registries": [{"server": image.split("/", 1)[0], "identity": "system"}],
+        },
+        "template": {
+            "containers": [{
+                "image": image,
+                "name": name,
+                "resources": {"cpu": 0.5, "memory": "1Gi"},
+                "env": [{"name": "MODE", "value": "batch"}],
+            }],
+            "initContainers": [],
+            "volumes": [],
+        },
+    }
+    return row
+
+
+def system_identity(principal_id: str) -> dict[str, Any]:
+    return {"type": "SystemAssigned", "principalId": principal_id, "tenantId": TENANT}
+
+
+def environment_row(subscription: str, group: str = "rg-jobs", name: str = "env",
+                    workspace: str = "f0e1d2c3-0000-4000-8000-000000000001") -> dict[str, Any]:
+    row = _arm_columns(environment_id(subscription, group, name), name,
+                       "microsoft.app/managedenvironments", subscription, group, "eastus")
+    row["properties"] = {
+        "provisioningState": "Succeeded",
+        "appLogsConfiguration": {"destination": "log-analytics",
+                                 "logAnalyticsConfiguration": {"customerId": workspace}},
+        "vnetConfiguration": {"internal": True},
+        "publicNetworkAccess": "Disabled",
+        "zoneRedundant": False,
+        "workloadProfiles": [{"name": "Consumption", "workloadProfileType": "Consumption"}],
+    }
+    return row
+
+
+def role_definition_row(guid: str, role_name: str, *,
+                        actions: tuple[str, ...] = ("*/read",)) -> dict[str, Any]:
+    """A built-in role definition: tenant-level, no subscription, as in authorizationresources."""
+    return {
+        "id": f"/providers/Microsoft.Authorization/RoleDefinitions/{guid}",
+        "name": guid,
+        "type": "microsoft.authorization/roledefinitions",
+        "tenantId": TENANT,
+        "kind": "",
+        "location": "",
+        "resourceGroup": "",
+        "subscriptionId": "",
+        "managedBy": "",
+        "sku": None,
+        "plan": None,
+        "properties": {"roleName": role_name, "type": "BuiltInRole",
+                       "description": f"{role_name} (test)", "assignableScopes": ["/"],
+                       "permissions": [{"actions": list(actions), "notActions": [],
+                                        "dataActions": [], "notDataActions": []}]},
+        "tags": None,
+        "identity": None,
+        "zones": None,
+        "extendedLocation": None,
+    }
+
+
+def role_assignment_row(subscription: str, principal_id: str, role_guid: str, *,
+                        principal_type: str = "ServicePrincipal",
+                        scope: str | None = None) -> dict[str, Any]:
+    scope = scope or f"/subscriptions/{subscription}"
+    guid = hashlib.sha256(f"{scope}{principal_id}{role_guid}".encode()).hexdigest()[:32]
+    assignment = f"{guid[:8]}-{guid[8:12]}-{guid[12:16]}-{guid[16:20]}-{guid[20:]}"
+    return {
+        "id": f"{scope}/providers/Microsoft.Authorization/roleAssignments/{assignment}",
+        "name": assignment,
+        "type": "microsoft.authorization/roleassignments",
+        "tenantId": TENANT,
+        "kind": "",
+        "location": "",
+        "resourceGroup": "",
+        "subscriptionId": subscription,
+        "managedBy": "",
+        "sku": None,
+        "plan": None,
+        "properties": {
+            "principalId": principal_id,
+            "principalType": principal_type,
+            "roleDefinitionId": (f"/subscriptions/{subscription}/providers/"
+                                 f"Microsoft.Authorization/roleDefinitions/{role_guid}"),
+            "scope": scope,
+            "createdOn": "2024-05-01T10:00:00.0000000Z",
+            "updatedOn": "2024-05-01T10:00:00.0000000Z",
+        },
+        "tags": None,
+        "identity": None,
+        "zones": None,
+        "extendedLocation": None,
+    }

@@ -1,0 +1,158 @@
+"""End to end through the CLI: `auditor scan --auth cli` against the loopback Azure.
+
+A live scan must keep what Azure returned as evidence, find exactly what an offline scan of the
+same rows finds, and say when it could not read everything (exit 3, reports still written).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from auditor.cli import EXIT_FINDINGS, EXIT_INCOMPLETE, main
+from tests.azure_server import (
+    AzureServer,
+    environment_row,
+    job_row,
+    role_assignment_row,
+    role_definition_row,
+    serve,
+    subscription_id,
+    system_identity,
+)
+
+SUB_A, SUB_B = subscription_id(0xA1), subscription_id(0xB2)
+AS_OF = "2025-06-01T00:00:00Z"
+CONTRIBUTOR = "b24988ac-6180-42a0-ab88-20f7382dd24c"
+READER = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
+PRINCIPAL = "5f1c7a0e-0000-4000-8000-00000000a001"
+TAGS = {"owner": "data-platform@contoso.com", "cost-center": "cc-1042", "environment": "prod"}
+FINDING_KEYS = ("check_id", "status", "severity", "resource_id", "resource_name",
+                "subscription_id", "resource_group", "owner", "message", "evidence")
+
+
+@pytest.fixture
+def azure(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[AzureServer]:
+    with serve(monkeypatch, tmp_path) as server:
+        yield server
+
+
+def _estate(azure: AzureServer) -> dict[str, list[dict[str, Any]]]:
+    """A small estate in two subscriptions, with something to find; returns its rows by file."""
+    rows = {
+        "jobs": [
+            job_row(SUB_A, "payroll-export", identity=system_identity(PRINCIPAL), tags=TAGS),
+            job_row(SUB_A, "legacy-sync", tags={"owner": "ops@contoso.com"},
+                    replica_timeout=86400, retry_limit=10, image="docker.io/library/busybox:1"),
+            job_row(SUB_B, "invoice-render", group="rg-billing", tags=TAGS),
+        ],
+        "environments": [environment_row(SUB_A), environment_row(SUB_B, "rg-billing")],
+        "role-definitions": [role_definition_row(CONTRIBUTOR, "Contributor", actions=("*",)),
+                             role_definition_row(READER, "Reader")],
+        "role-assignments": [role_assignment_row(SUB_A, PRINCIPAL, CONTRIBUTOR)],
+    }
+    graph = azure.resource_graph
+    for sub in (SUB_A, SUB_B):
+        graph.add_subscription(sub)
+    graph.add("resources", *rows["jobs"], *rows["environments"])
+    graph.add("authorizationresources", *rows["role-definitions"], *rows["role-assignments"],
+              role_assignment_row(SUB_A, "0c0c0000-0000-4000-8000-00000000b002", READER,
+                                  principal_type="User"))
+    return rows
+
+
+def _scan(*args: str) -> int:
+    return main(["scan", "--as-of", AS_OF, *args])
+
+
+def _findings(out: Path) -> list[dict[str, Any]]:
+    document = json.loads((out / "findings.json").read_text())
+    return [{k: f.get(k) for k in FINDING_KEYS} for f in document["findings"]]
+
+
+def _export(folder: Path, rows: dict[str, list[dict[str, Any]]]) -> None:
+    """The same rows as a person exports them with `az graph query`, one file per type."""
+    folder.mkdir()
+    for name, data in rows.items():
+        document = {"count": len(data), "data": data, "skip_token": None,
+                    "total_records": len(data)}
+        (folder / f"{name}.json").write_text(json.dumps(document))
+
+
+def test_a_live_scan_keeps_evidence_and_finds_what_an_offline_scan_of_the_same_rows_finds(
+        azure: AzureServer, tmp_path: Path) -> None:
+    rows = _estate(azure)
+    live = tmp_path / "live"
+
+    code = _scan("--auth", "cli", "--subscription", SUB_A, "--subscription", SUB_B,
+                 "--out", str(live))
+
+    assert code == EXIT_FINDINGS  # legacy-sync has no managed identity (high)
+    evidence = live / "snapshot"
+    for name in ("jobs", "environments", "role-assignments", "role-definitions",
+                 "subscriptions"):
+        assert (evidence / f"resource-graph-{name}.json").is_file()
+    jobs = json.loads((evidence / "resource-graph-jobs.json").read_text())["data"]
+    assert sorted(j["id"] for j in jobs) == sorted(j["id"] for j in rows["jobs"])
+    collection = json.loads((evidence / "collection.json").read_text())["auditor_collection"]
+    assert collection["coverage"]["complete"] is True
+    assert collection["arm_endpoint"] == azure.url
+    scan = json.loads((live / "findings.json").read_text())["scan"]
+    assert (scan["source"], scan["complete"]) == ("live", True)
+    live_findings = _findings(live)
+    assert any(f["check_id"] == "CAJ-001" and f["resource_name"] == "legacy-sync"
+               for f in live_findings)
+
+    export = tmp_path / "export"
+    _export(export, rows)
+    offline = tmp_path / "offline"
+    assert _scan("--snapshot", str(export), "--out", str(offline)) == EXIT_FINDINGS
+    assert _findings(offline) == live_findings
+
+    again = tmp_path / "again"  # the evidence itself reproduces the scan
+    assert _scan("--snapshot", str(evidence), "--out", str(again)) == EXIT_FINDINGS
+    assert _findings(again) == live_findings
+    assert azure.az is not None and azure.az.resources_asked() == ["https://management.azure.com"]
+    assert {r.method for r in azure.requests} == {"POST"}
+
+
+def test_a_denied_subscription_makes_the_scan_incomplete_with_reports_written(
+        azure: AzureServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = _estate(azure)
+    azure.resource_graph.denied_subscriptions = {SUB_B}
+    out = tmp_path / "out"
+
+    code = _scan("--auth", "cli", "--subscription", SUB_A, "--subscription", SUB_B,
+                 "--out", str(out))
+
+    assert code == EXIT_INCOMPLETE
+    assert "INCOMPLETE" in capsys.readouterr().err
+    scan = json.loads((out / "findings.json").read_text())["scan"]
+    assert scan["complete"] is False
+    gaps = scan["coverage"]["gaps"]
+    assert [g["scope"] for g in gaps] == [f"subscription {SUB_B}"]
+    assert "AuthorizationFailed" in gaps[0]["reason"]
+    names = {f["resource_name"] for f in _findings(out)}
+    assert "legacy-sync" in names and "invoice-render" not in names
+    jobs = json.loads((out / "snapshot" / "resource-graph-jobs.json").read_text())["data"]
+    assert sorted(j["id"] for j in jobs) == sorted(
+        j["id"] for j in rows["jobs"] if j["subscriptionId"] == SUB_A)
+
+
+def test_a_scan_that_can_read_nothing_exits_3_with_one_line(
+        azure: AzureServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _estate(azure)
+    assert azure.az is not None
+    azure.az.write(logged_in=False)
+    out = tmp_path / "out"
+
+    code = _scan("--auth", "cli", "--subscription", SUB_A, "--out", str(out))
+
+    assert code == EXIT_INCOMPLETE
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "az login" in err[0]
+    assert not out.exists()
