@@ -5,7 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 from auditor.results import ScanReport
+from reports.json_report import write_findings_json
+from reports.manifest import write_manifest
+from reports.markdown import write_markdown
+from reports.workbook import write_workbook
 
 
 def write_all(report: ScanReport, folder: Path) -> list[Path]:
-    raise NotImplementedError("being written")
+    """Write findings.json, report.md and report.xlsx, then the manifest that hashes them all.
+
+    `folder` is the scan's staging folder and already holds the `snapshot/` evidence.
+    """
+    written = [
+        write_findings_json(report, folder),
+        write_markdown(report, folder),
+        write_workbook(report, folder),
+    ]
+    return [*written, write_manifest(report, folder)]

@@ -1,0 +1,64 @@
+"""manifest.json, written last by write_all: it hashes every file, so later edits show."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import reports
+from auditor.results import ScanReport
+from reports.manifest import file_entries
+
+MakeReport = Callable[..., ScanReport]
+
+
+def manifest(folder: Path) -> Any:
+    return json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+
+
+def test_write_all_writes_every_report_then_the_manifest(make_report: MakeReport,
+                                                             folder: Path) -> None:
+    written = reports.write_all(make_report(), folder)
+    assert [p.name for p in written] == ["findings.json", "report.md", "report.xlsx",
+                                         "manifest.json"]
+    assert not [p for p in folder.rglob(".*")]  # no temporary files left behind
+
+
+def test_manifest_lists_every_file_with_its_hash(make_report: MakeReport,
+                                                 folder: Path) -> None:
+    reports.write_all(make_report(), folder)
+    files = manifest(folder)["files"]
+    assert [f["path"] for f in files] == ["findings.json", "report.md", "report.xlsx",
+                                          "snapshot/jobs.json"]
+    assert files == file_entries(folder)
+    evidence = b'{"data": []}\n'
+    assert files[-1] == {"path": "snapshot/jobs.json", "bytes": len(evidence),
+                         "sha256": hashlib.sha256(evidence).hexdigest()}
+
+
+def test_a_file_edited_afterwards_no_longer_matches(make_report: MakeReport,
+                                                    folder: Path) -> None:
+    reports.write_all(make_report(), folder)
+    recorded = {f["path"]: f for f in manifest(folder)["files"]}
+    with (folder / "report.md").open("a", encoding="utf-8") as handle:
+        handle.write("All clear.\n")
+    now = {f["path"]: f for f in file_entries(folder)}
+    changed = [path for path in recorded if recorded[path] != now[path]]
+    assert changed == ["report.md"]
+    assert recorded["report.md"]["sha256"] != now["report.md"]["sha256"]
+
+
+def test_manifest_states_the_scan(make_report: MakeReport, folder: Path) -> None:
+    report = make_report()
+    reports.write_all(report, folder)
+    document = manifest(folder)
+    findings = json.loads((folder / "findings.json").read_text(encoding="utf-8"))
+    assert document["scan_id"] == "scan-1"
+    assert document["tool_version"] == "0.1.0"
+    assert document["finished"] == "2024-05-01T10:00:07Z"
+    assert document["settings_digest"] == report.settings.digest()
+    assert document["complete"] is True
+    assert document["counts"] == findings["scan"]["counts"]
