@@ -14,6 +14,7 @@ from typing import Any, Generic, Literal, TypeVar
 from urllib.parse import quote
 
 from auditor.check import Check, Status
+from auditor.controls import ControlRow, control_rows, frameworks
 from auditor.model import Job
 from auditor.results import Result, ScanReport
 from auditor.settings import Severity
@@ -21,7 +22,7 @@ from auditor.waivers import Waiver, WaiverReview
 
 CellValue = str | int | float | date | datetime | None
 # How a column is shown: "wrap" for long text, "severity" coloured by value, "url" a hyperlink.
-Kind = Literal["text", "wrap", "severity", "url"]
+Kind = Literal["text", "wrap", "severity", "url", "percent"]
 
 T = TypeVar("T")
 
@@ -264,6 +265,23 @@ def checks(report: ScanReport) -> Table:
         Column("References", lambda item: _lines(item[0].references), 48, "wrap"),
     )
     return _table("Checks", columns, check_counts(report))
+
+
+def controls(report: ScanReport) -> Table:
+    """Per framework control: the checks behind it and the jobs that passed or failed it."""
+    names = {key: f.name for key, f in frameworks().items()}
+    columns: tuple[Column[ControlRow], ...] = (
+        Column("Framework", lambda c: names.get(c.framework, c.framework), 28, "wrap"),
+        Column("Control", lambda c: c.control_id, 10),
+        Column("Control title", lambda c: c.title, 44, "wrap"),
+        Column("Checks", lambda c: ", ".join(c.check_ids), 22, "wrap"),
+        Column("Jobs tested", lambda c: c.tested, 10),
+        Column("Passed", lambda c: c.passed, 10),
+        Column("Failed", lambda c: c.failed, 10),
+        Column("Failed, waived", lambda c: c.waived, 10),
+        Column("Pass rate", lambda c: c.pass_rate, 10, "percent"),
+    )
+    return _table("Controls", columns, control_rows(report.checks, report.results))
 
 
 def waivers(report: ScanReport) -> Table:

@@ -97,6 +97,8 @@ def _cell(sheet: WriteOnlyWorksheet, value: CellValue,
         made.number_format = DATE_FORMAT
     if kind == "url":
         made.hyperlink = str(value)
+    elif kind == "percent":
+        made.number_format = PERCENT_FORMAT
     return made
 
 
@@ -256,6 +258,7 @@ SHEETS: tuple[Sheet, ...] = (
     _table_sheet(tables.findings),
     _table_sheet(tables.results),
     _table_sheet(tables.checks),
+    _table_sheet(tables.controls),
     _table_sheet(tables.waivers),
     _table_sheet(tables.inventory),
     _table_sheet(tables.coverage),

@@ -407,7 +407,7 @@ FAKE_CONNECTION_STRING = (
 FAKE_SAS_URL = (
     "https://contosodata.blob.core.windows.net/raw?sv=2022-11-02&ss=b&srt=co&sp=rdl"
     f"&se=2027-03-31T00:00:00Z&st=2026-09-01T00:00:00Z&spr=https&sig={FAKE_SAS_SIG}")
-FAKE_POSTGRES_URL = ("postgres://etl_loader:Winter2026-loader@pg-contoso-orders.postgres."
+FAKE_POSTGRES_URL = ("postgres://etl_loader:Wq7tZ2vK9pLx4Rj@pg-contoso-orders.postgres."
                      "database.azure.com:5432/orders?sslmode=require")
 
 HOSTILE_OWNER = '=HYPERLINK("http://example.invalid","x")'
@@ -796,7 +796,7 @@ def dev_jobs() -> list[Job]:
                             env=[val("FLYWAY_URL", "jdbc:postgresql://pg-contoso-dev.postgres."
                                      "database.azure.com:5432/orders"),
                                  val("FLYWAY_USER", "migrator"),
-                                 val("FLYWAY_PASSWORD", "Flyway-dev-2026")])],
+                                 val("FLYWAY_PASSWORD", "Hn3vQ8zTm5Kw2Ys")])],
             containers=[container("verify", f"{ACR}/orders/migrations:4.1.0", 0.25, "0.5Gi")]),
     ]
 

@@ -1,0 +1,119 @@
+"""The sample scan end to end, read back as a person would: the README's first command."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from openpyxl import load_workbook
+
+from auditor.cli import main
+
+AS_OF = "2026-11-20T00:00:00Z"
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("sample") / "reports"
+    assert main(["scan", "--sample", "--out", str(folder), "--as-of", AS_OF]) == 1
+    return folder
+
+
+def test_writes_the_five_outputs(out: Path) -> None:
+    assert {p.name for p in out.iterdir()} == {
+        "report.xlsx", "report.md", "findings.json", "manifest.json", "snapshot"}
+
+
+def test_findings_sheet_lists_the_sample_failures(out: Path) -> None:
+    document = json.loads((out / "findings.json").read_text())
+    failing = {(f["check_id"], f["resource_name"]) for f in document["findings"]
+               if f["status"] == "fail"}
+    assert ("CAJ-001", "customer-churn-scoring") in failing
+    sheet = load_workbook(out / "report.xlsx")["Findings"]
+    header = [c.value for c in sheet[1]]
+    check, name, status = (header.index(h) for h in ("Check", "Resource name", "Status"))
+    listed = {(row[check], row[name]) for row in sheet.iter_rows(min_row=2, values_only=True)
+              if row[status] == "fail"}
+    assert listed == failing
+    assert sheet.freeze_panes == "A2" and sheet.auto_filter.ref
+
+
+def test_controls_sheet_matches_the_results(out: Path) -> None:
+    book = load_workbook(out / "report.xlsx")
+    rows = list(book["Controls"].iter_rows(values_only=True))
+    header = rows[0]
+    table = [dict(zip(header, row, strict=True)) for row in rows[1:]]
+    im8 = next(r for r in table if r["Control"] == "IM-8")
+    assert im8["Checks"] == "CAJ-003, CAJ-004"
+    # Jobs that failed CAJ-003 or CAJ-004 without a waiver, from the Results sheet.
+    results = list(book["Results"].iter_rows(values_only=True))
+    cols = results[0]
+    failed_jobs = {r[cols.index("Resource id")] for r in results[1:]
+                   if r[cols.index("Check")] in ("CAJ-003", "CAJ-004")
+                   and r[cols.index("Status")] == "fail" and not r[cols.index("Waiver")]}
+    assert im8["Failed"] == len(failed_jobs)
+    assert im8["Pass rate"] == pytest.approx(im8["Passed"] / im8["Jobs tested"])
+    frameworks = {r["Framework"] for r in table}
+    assert len(frameworks) == 5
+
+
+def test_waivers_are_applied_expired_and_stale(out: Path) -> None:
+    document = json.loads((out / "findings.json").read_text())
+    states = {w["check_id"]: w["state"] for w in document["waivers"]}
+    assert states == {"CAJ-003": "applied", "CAJ-011": "expired", "CAJ-020": "stale"}
+    waived = [f for f in document["findings"] if f["waiver"]]
+    assert [(f["check_id"], f["resource_name"]) for f in waived] == [
+        ("CAJ-003", "reporting-cube-rebuild")]
+    assert waived[0]["status"] == "fail"
+
+
+def test_no_planted_secret_leaks_into_any_report(out: Path) -> None:
+    """Every literal CAJ-004 found in the sample: no 5 characters of it in any report."""
+    snapshot = "".join(p.read_text() for p in (out / "snapshot").glob("*.json"))
+    planted = ["AccountKey=", "sig=", "postgres://etl_loader:", "FLYWAY_PASSWORD"]
+    assert all(marker in snapshot for marker in planted), "the sample plants these"
+    secrets = _planted_values(out / "snapshot")
+    assert len(secrets) == 4
+    reports = {p.name: p.read_bytes().decode("utf-8", "replace")
+               for p in out.iterdir() if p.is_file() and p.suffix in (".md", ".json")}
+    reports["report.xlsx"] = _xlsx_text(out / "report.xlsx")
+    for secret in secrets:
+        for start in range(len(secret) - 4):
+            window = secret[start:start + 5]
+            for name, text in reports.items():
+                assert window not in text, f"{window!r} of a secret is in {name}"
+
+
+def _planted_values(snapshot: Path) -> list[str]:
+    """The secret parts of the planted literals (the key, signature and passwords)."""
+    strings: list[str] = []
+    envs: list[dict[str, Any]] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if "name" in node and isinstance(node.get("value"), str):
+                envs.append(node)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+        elif isinstance(node, str):
+            strings.append(node)
+
+    for path in snapshot.glob("*.json"):
+        walk(json.loads(path.read_text()))
+    patterns = (r"AccountKey=([^;]+)", r"[?&]sig=([^&'\s]+)", r"postgres://[^:/@]+:([^@/]+)@")
+    values = [m for text in strings for p in patterns for m in re.findall(p, text)]
+    values += [e["value"] for e in envs if e["name"] == "FLYWAY_PASSWORD"]
+    return sorted(set(values))
+
+
+def _xlsx_text(path: Path) -> str:
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        return "".join(archive.read(n).decode("utf-8", "replace") for n in archive.namelist())
