@@ -134,6 +134,13 @@ class Job:
     has_template: bool
     source: str = ""
 
+    @property
+    def trimmed(self) -> bool:
+        """A row without `properties`: a projection that may also have left out identity or
+        tags, so their absence proves nothing."""
+        return not self.has_configuration and not self.has_template and \
+            self.provisioning_state is None and self.environment_id is None
+
     def tag(self, name: str) -> str | None:
         """Tag value by case-insensitive name, as Azure compares tag names."""
         wanted = name.lower()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from auditor.check import Context, Outcome, check, failed, passed
+from auditor.check import Context, Outcome, check, failed, not_applicable, passed, unknown
 from auditor.model import Job
 from auditor.settings import Severity
 
@@ -31,6 +31,8 @@ from auditor.settings import Severity
 )
 def required_tags(job: Job, context: Context) -> Outcome:
     required = context.policy.required_tags
+    if not job.tags and job.trimmed:
+        return unknown("The row holds neither tags nor properties (a trimmed export).")
     missing = [t for t in required if not (job.tag(t) or "").strip()]
     problems = [f"tag '{t}' is missing or empty" for t in missing]
     rules = {name.lower(): rule for name, rule in context.policy.tag_rules.items()}
@@ -76,6 +78,8 @@ def required_tags(job: Job, context: Context) -> Outcome:
 )
 def naming_convention(job: Job, context: Context) -> Outcome:
     pattern = context.policy.job_name_pattern
+    if not pattern:
+        return not_applicable("No naming convention is configured.")
     evidence = f"name = {job.name}; convention = {pattern}"
     if re.fullmatch(pattern, job.name):
         return passed("The name follows the convention.", evidence)

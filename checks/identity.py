@@ -44,6 +44,8 @@ PRIVILEGED_BUILT_IN_ROLES = {
 )
 def managed_identity(job: Job, context: Context) -> Outcome:
     identity = job.identity
+    if identity is None and job.trimmed:
+        return unknown("The row holds neither identity nor properties (a trimmed export).")
     if identity is None or not identity.is_managed:
         kind = identity.type if identity and identity.type else "None"
         return failed("The job has no managed identity.", f"identity.type = {kind}")

@@ -1,5 +1,6 @@
 """Meta tests over the registry: what every check must carry."""
 
+import importlib
 import re
 
 import pytest
@@ -29,11 +30,14 @@ def test_metadata_is_complete(check: Check) -> None:
 
 
 @pytest.mark.parametrize("check", CATALOGUE, ids=lambda c: c.id)
-def test_every_check_has_table_driven_tests(check: Check) -> None:
-    """A check without a passing and a failing case in its test module is not done."""
-    module = check.function.__module__.rsplit(".", 1)[-1]
-    from pathlib import Path
-
-    text = (Path(__file__).parent / f"test_{module}.py").read_text()
-    assert check.function.__name__ in text
-    assert 'id="pass-' in text and 'id="fail-' in text
+def test_every_check_has_a_table_with_pass_fail_and_unknown_or_na(check: Check) -> None:
+    """`tests/checks/test_<module>.py::test_<function>` is parametrized with case ids that say
+    the expected status; a check is not done without a passing, a failing and a
+    not-applicable or unknown case."""
+    module = importlib.import_module(
+        f"tests.checks.test_{check.function.__module__.rsplit('.', 1)[-1]}")
+    test = getattr(module, f"test_{check.function.__name__}")
+    ids = [p.id or "" for mark in test.pytestmark if mark.name == "parametrize"
+           for p in mark.args[1]]
+    prefixes = {i.split("-", 1)[0] for i in ids}
+    assert {"pass", "fail"} <= prefixes and prefixes & {"na", "unknown"}, ids

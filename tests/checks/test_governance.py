@@ -4,6 +4,7 @@ from auditor.check import Status
 from checks.governance import naming_convention, required_tags
 from tests.factories import DELETE, make_context, make_job
 
+TRIMMED = object()  # a row projected without tags or properties
 ALL = {"owner": "team-data@contoso.com", "cost-center": "CC-1", "environment": "prod"}
 
 
@@ -17,9 +18,11 @@ ALL = {"owner": "team-data@contoso.com", "cost-center": "CC-1", "environment": "
     pytest.param({}, Status.FAIL, "owner,cost-center,environment", id="fail-no-tags"),
     pytest.param(DELETE, Status.FAIL, "owner,cost-center,environment", id="fail-tags-absent"),
     pytest.param(None, Status.FAIL, "owner,cost-center,environment", id="fail-tags-null"),
+    pytest.param(TRIMMED, Status.UNKNOWN, "", id="unknown-trimmed-row"),
 ])
 def test_required_tags(tags: object, expected: Status, missing: str) -> None:
-    outcome = required_tags(make_job(tags=tags), make_context())
+    job = make_job(tags=DELETE, properties=DELETE) if tags is TRIMMED else make_job(tags=tags)
+    outcome = required_tags(job, make_context())
     assert outcome.status is expected
     assert outcome.subject == missing
 
@@ -56,13 +59,14 @@ def test_tag_value_rules(tags: dict, expected: Status, subject: str) -> None:
 PATTERN = r"caj-(dev|test|prod)-[a-z0-9-]+"
 
 
-@pytest.mark.parametrize(("name", "expected"), [
-    pytest.param("caj-prod-nightly-export", Status.PASS, id="pass-conforming"),
-    pytest.param("nightly-export", Status.FAIL, id="fail-no-prefix"),
-    pytest.param("caj-prod-Nightly", Status.FAIL, id="fail-upper-case"),
+@pytest.mark.parametrize(("name", "pattern", "expected"), [
+    pytest.param("caj-prod-nightly-export", PATTERN, Status.PASS, id="pass-conforming"),
+    pytest.param("nightly-export", PATTERN, Status.FAIL, id="fail-no-prefix"),
+    pytest.param("caj-prod-Nightly", PATTERN, Status.FAIL, id="fail-upper-case"),
+    pytest.param("anything", "", Status.NOT_APPLICABLE, id="na-no-convention"),
 ])
-def test_naming_convention(name: str, expected: Status) -> None:
-    outcome = naming_convention(make_job(name=name), make_context(job_name_pattern=PATTERN))
+def test_naming_convention(name: str, pattern: str, expected: Status) -> None:
+    outcome = naming_convention(make_job(name=name), make_context(job_name_pattern=pattern))
     assert outcome.status is expected
 
 

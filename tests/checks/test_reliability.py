@@ -16,17 +16,21 @@ TIMEOUT = "properties.configuration.replicaTimeout"
 RETRIES = "properties.configuration.replicaRetryLimit"
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    pytest.param(1800, Status.PASS, id="pass-1800"),
-    pytest.param(14400, Status.PASS, id="pass-at-limit"),
-    pytest.param("3600", Status.PASS, id="pass-numeric-string"),
-    pytest.param(14401, Status.FAIL, id="fail-over-limit"),
-    pytest.param(0, Status.FAIL, id="fail-zero"),
-    pytest.param(DELETE, Status.FAIL, id="fail-absent"),
-    pytest.param("forever", Status.FAIL, id="fail-unreadable"),
+NO_CONFIGURATION = {"properties.configuration": DELETE}
+
+
+@pytest.mark.parametrize(("changes", "expected"), [
+    pytest.param({TIMEOUT: 1800}, Status.PASS, id="pass-1800"),
+    pytest.param({TIMEOUT: 14400}, Status.PASS, id="pass-at-limit"),
+    pytest.param({TIMEOUT: "3600"}, Status.PASS, id="pass-numeric-string"),
+    pytest.param({TIMEOUT: 14401}, Status.FAIL, id="fail-over-limit"),
+    pytest.param({TIMEOUT: 0}, Status.FAIL, id="fail-zero"),
+    pytest.param({TIMEOUT: DELETE}, Status.FAIL, id="fail-absent"),
+    pytest.param({TIMEOUT: "forever"}, Status.FAIL, id="fail-unreadable"),
+    pytest.param(NO_CONFIGURATION, Status.UNKNOWN, id="unknown-no-configuration"),
 ])
-def test_replica_timeout(value: object, expected: Status) -> None:
-    outcome = replica_timeout(make_job(**{TIMEOUT: value}), make_context())
+def test_replica_timeout(changes: dict, expected: Status) -> None:
+    outcome = replica_timeout(make_job(**changes), make_context())
     assert outcome.status is expected
 
 
@@ -37,26 +41,18 @@ def test_replica_timeout_follows_policy() -> None:
     assert replica_timeout(job, loose).status is Status.PASS
 
 
-def test_replica_timeout_unknown_without_configuration() -> None:
-    job = make_job(**{"properties.configuration": DELETE})
-    assert replica_timeout(job, make_context()).status is Status.UNKNOWN
 
-
-@pytest.mark.parametrize(("value", "expected"), [
-    pytest.param(0, Status.PASS, id="pass-zero"),
-    pytest.param(3, Status.PASS, id="pass-at-cap"),
-    pytest.param(DELETE, Status.PASS, id="pass-absent-means-zero"),
-    pytest.param(4, Status.FAIL, id="fail-over-cap"),
-    pytest.param(10, Status.FAIL, id="fail-ten"),
+@pytest.mark.parametrize(("changes", "expected"), [
+    pytest.param({RETRIES: 0}, Status.PASS, id="pass-zero"),
+    pytest.param({RETRIES: 3}, Status.PASS, id="pass-at-cap"),
+    pytest.param({RETRIES: DELETE}, Status.PASS, id="pass-absent-means-zero"),
+    pytest.param({RETRIES: 4}, Status.FAIL, id="fail-over-cap"),
+    pytest.param({RETRIES: 10}, Status.FAIL, id="fail-ten"),
+    pytest.param(NO_CONFIGURATION, Status.UNKNOWN, id="unknown-no-configuration"),
 ])
-def test_retry_limit(value: object, expected: Status) -> None:
-    outcome = retry_limit(make_job(**{RETRIES: value}), make_context())
+def test_retry_limit(changes: dict, expected: Status) -> None:
+    outcome = retry_limit(make_job(**changes), make_context())
     assert outcome.status is expected
-
-
-def test_retry_limit_unknown_without_configuration() -> None:
-    job = make_job(**{"properties.configuration": DELETE})
-    assert retry_limit(job, make_context()).status is Status.UNKNOWN
 
 
 # --- CAJ-012 -------------------------------------------------------------------------------

@@ -8,22 +8,22 @@ KV = {"name": "api-key", "keyVaultUrl": "https://kv.vault.azure.net/secrets/api"
       "identity": "system"}
 
 
-@pytest.mark.parametrize(("secrets", "expected"), [
-    pytest.param([KV], Status.PASS, id="pass-key-vault-reference"),
-    pytest.param([KV, {"name": "stored", "value": None}], Status.FAIL, id="fail-one-stored"),
-    pytest.param([{"name": "stored"}], Status.FAIL, id="fail-platform-stored"),
-    pytest.param([], Status.NOT_APPLICABLE, id="na-no-secrets"),
-    pytest.param(DELETE, Status.NOT_APPLICABLE, id="na-secrets-absent"),
+SECRETS = "properties.configuration.secrets"
+
+
+@pytest.mark.parametrize(("changes", "expected"), [
+    pytest.param({SECRETS: [KV]}, Status.PASS, id="pass-key-vault-reference"),
+    pytest.param({SECRETS: [KV, {"name": "stored", "value": None}]}, Status.FAIL,
+                 id="fail-one-stored"),
+    pytest.param({SECRETS: [{"name": "stored"}]}, Status.FAIL, id="fail-platform-stored"),
+    pytest.param({SECRETS: []}, Status.NOT_APPLICABLE, id="na-no-secrets"),
+    pytest.param({SECRETS: DELETE}, Status.NOT_APPLICABLE, id="na-secrets-absent"),
+    pytest.param({"properties.configuration": DELETE}, Status.UNKNOWN,
+                 id="unknown-no-configuration"),
 ])
-def test_key_vault_secrets(secrets: object, expected: Status) -> None:
-    job = make_job(**{"properties.configuration.secrets": secrets})
-    outcome = key_vault_secrets(job, make_context())
+def test_key_vault_secrets(changes: dict, expected: Status) -> None:
+    outcome = key_vault_secrets(make_job(**changes), make_context())
     assert outcome.status is expected
-
-
-def test_unknown_without_configuration() -> None:
-    job = make_job(**{"properties.configuration": DELETE})
-    assert key_vault_secrets(job, make_context()).status is Status.UNKNOWN
 
 
 def test_failure_names_stored_secrets_in_evidence() -> None:
