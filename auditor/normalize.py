@@ -7,6 +7,7 @@ report `unknown`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from types import MappingProxyType
@@ -185,6 +186,23 @@ def _scope_fields(row: dict[str, Any], resource_id: str) -> tuple[str | None, st
     return subscription, group
 
 
+_MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?|[KMGT]b?|[KMGT]B)?\s*$", re.IGNORECASE)
+_BINARY = {"k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+_DECIMAL = {"k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
+
+
+def memory_gib(text: str) -> float | None:
+    """GiB in a memory string: `1Gi`, `512Mi`, `0.5Gi`, `250Mb`, `2G`; None when unreadable."""
+    match = _MEMORY.match(text)
+    if not match:
+        return None
+    number, unit = float(match.group(1)), (match.group(2) or "")
+    if not unit:
+        return number / 2**30
+    scale = _BINARY if unit.lower().endswith("i") else _DECIMAL
+    return number * scale[unit[0].lower()] / 2**30
+
+
 # --- records -----------------------------------------------------------------------------------
 
 def _identity(value: Any) -> Identity | None:
@@ -204,13 +222,15 @@ def _containers(template: dict[str, Any]) -> tuple[Container, ...]:
         for raw in _list(template.get(key)):
             item = _dict(raw)
             resources = _dict(item.get("resources"))
+            memory = _str(resources.get("memory"))
             env = tuple(
                 EnvVar(_str(e.get("name")), _str(e.get("value")), _str(e.get("secretRef")))
                 for e in map(_dict, _list(item.get("env")))
             )
             found.append(Container(
                 name=_str(item.get("name")), image=_str(item.get("image")), is_init=is_init,
-                cpu=_float(resources.get("cpu")), memory=_str(resources.get("memory")), env=env,
+                cpu=_float(resources.get("cpu")), memory=memory,
+                memory_gib=memory_gib(memory) if memory else None, env=env,
                 command=_strings(item.get("command")), args=_strings(item.get("args")),
             ))
     return tuple(found)

@@ -153,7 +153,8 @@ def _privileged_role(assignment: RoleAssignment, context: Context) -> str | None
         return None
     if definition.role_name in PRIVILEGED_BUILT_IN_ROLES.values():
         return definition.role_name
-    if any(a == "*" or a.startswith("*/") for a in definition.actions):
+    # `*` grants every action; `*/read` (Reader) does not.
+    if (definition.role_type or "").lower() != "builtinrole" and "*" in definition.actions:
         return f"{definition.role_name or guid} (custom role with '*' actions)"
     return None
 

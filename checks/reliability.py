@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 from auditor.check import Context, Outcome, check, failed, not_applicable, passed, unknown
@@ -211,11 +210,11 @@ def replica_resources(job: Job, context: Context) -> Outcome:
     if not job.containers:
         return unknown("The template lists no containers.")
     cpu_cap, memory_cap = context.policy.max_replica_cpu, context.policy.max_replica_memory_gib
-    unreadable = [c.memory for c in job.containers if c.memory and memory_gib(c.memory) is None]
+    unreadable = [c.memory for c in job.containers if c.memory and c.memory_gib is None]
     if unreadable:
         return unknown(f"Memory size {unreadable[0]!r} cannot be read.")
     cpu = _peak(job, lambda c: c.cpu or 0.0)
-    memory = _peak(job, lambda c: memory_gib(c.memory or "0") or 0.0)
+    memory = _peak(job, lambda c: c.memory_gib or 0.0)
     evidence = [f"{'init container' if c.is_init else 'container'} '{c.name}': cpu {c.cpu}, "
                 f"memory {c.memory}" for c in job.containers]
     evidence.append(f"replica peak: {cpu:g} vCPU, {memory:g} GiB (policy caps {cpu_cap:g} "
@@ -233,20 +232,3 @@ def _peak(job: Job, amount: Callable[[Container], float]) -> float:
     containers = job.containers or ()
     main = sum(amount(c) for c in containers if not c.is_init)
     return max([main, *(amount(c) for c in containers if c.is_init)])
-
-
-_MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?|[KMGT]b?|[KMGT]B)?\s*$", re.IGNORECASE)
-_BINARY = {"k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
-_DECIMAL = {"k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
-
-
-def memory_gib(text: str) -> float | None:
-    """GiB in a memory string: `1Gi`, `512Mi`, `0.5Gi`, `250Mb`, `2G`; None when unreadable."""
-    match = _MEMORY.match(text)
-    if not match:
-        return None
-    number, unit = float(match.group(1)), (match.group(2) or "")
-    if not unit:
-        return number / 2**30
-    scale = _BINARY if unit.lower().endswith("i") else _DECIMAL
-    return number * scale[unit[0].lower()] / 2**30

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from auditor.model import TriggerType
-from auditor.normalize import execution_from_row, job_from_row, normalize
+from auditor.normalize import execution_from_row, job_from_row, memory_gib, normalize
 from auditor.snapshot import read_snapshot
 from tests.factories import job_row
 
@@ -181,3 +181,11 @@ def test_duplicate_rows_across_files_count_once(tmp_path: Path) -> None:
     (tmp_path / "a.json").write_text(json.dumps([row]))
     (tmp_path / "b.json").write_text(json.dumps({"value": [row], "nextLink": None}))
     assert len(normalize(read_snapshot(tmp_path)).jobs) == 1
+
+
+@pytest.mark.parametrize(("text", "gib"), [
+    ("1Gi", 1.0), ("512Mi", 0.5), ("0.5Gi", 0.5), ("2G", 2e9 / 2**30), ("250Mb", 250e6 / 2**30),
+    ("1024Ki", 1024 / 2**20), ("1Ti", 1024.0), ("nope", None), ("", None),
+])
+def test_memory_gib(text: str, gib: float | None) -> None:
+    assert memory_gib(text) == (pytest.approx(gib) if gib is not None else None)

@@ -87,6 +87,12 @@ def assignment(role: str, scope: str, principal: str = PRINCIPAL) -> RoleAssignm
 CUSTOM_STAR = RoleDefinition(id=f"/providers/Microsoft.Authorization/roleDefinitions/{CUSTOM}",
                              guid=CUSTOM, role_name="Ops Everything", role_type="CustomRole",
                              actions=("*",))
+READER_DEFINITION = RoleDefinition(
+    id=f"/providers/Microsoft.Authorization/roleDefinitions/{READER}", guid=READER,
+    role_name="Reader", role_type="BuiltInRole", actions=("*/read",))
+CUSTOM_READ_ALL = RoleDefinition(id=f"/providers/Microsoft.Authorization/roleDefinitions/{CUSTOM}",
+                                 guid=CUSTOM, role_name="Read everything", role_type="CustomRole",
+                                 actions=("*/read",))
 CUSTOM_NARROW = RoleDefinition(id=CUSTOM_STAR.id, guid=CUSTOM, role_name="Queue Reader",
                                role_type="CustomRole",
                                actions=("Microsoft.ServiceBus/namespaces/queues/read",))
@@ -97,6 +103,10 @@ NO_IDENTITY = {"identity": DELETE}
 
 @pytest.mark.parametrize(("job_changes", "assignments", "definitions", "expected"), [
     pytest.param({}, [assignment(READER, SUB_SCOPE)], [], Status.PASS, id="pass-reader"),
+    pytest.param({}, [assignment(READER, SUB_SCOPE)], [READER_DEFINITION], Status.PASS,
+                 id="pass-reader-definition-with-star-read"),
+    pytest.param({}, [assignment(CUSTOM, SUB_SCOPE)], [CUSTOM_READ_ALL], Status.PASS,
+                 id="pass-custom-read-everything"),
     pytest.param({}, [assignment(OWNER, RG_SCOPE)], [], Status.PASS,
                  id="pass-owner-only-on-resource-group"),
     pytest.param({}, [assignment(OWNER, SUB_SCOPE)], [], Status.FAIL,

@@ -3,7 +3,6 @@ import pytest
 from auditor.check import Status
 from checks.reliability import (
     event_concurrency,
-    memory_gib,
     provisioned,
     replica_resources,
     replica_timeout,
@@ -157,11 +156,3 @@ def sized(*containers: tuple[float, str], init: tuple[float, str] | None = None)
 ])
 def test_replica_resources(changes: dict, expected: Status) -> None:
     assert replica_resources(make_job(**changes), make_context()).status is expected
-
-
-@pytest.mark.parametrize(("text", "gib"), [
-    ("1Gi", 1.0), ("512Mi", 0.5), ("0.5Gi", 0.5), ("2G", 2e9 / 2**30), ("250Mb", 250e6 / 2**30),
-    ("1024Ki", 1024 / 2**20), ("1Ti", 1024.0), ("nope", None), ("", None),
-])
-def test_memory_gib(text: str, gib: float | None) -> None:
-    assert memory_gib(text) == (pytest.approx(gib) if gib is not None else None)
