@@ -117,3 +117,14 @@ def _xlsx_text(path: Path) -> str:
 
     with zipfile.ZipFile(path) as archive:
         return "".join(archive.read(n).decode("utf-8", "replace") for n in archive.namelist())
+
+
+def test_debug_log_holds_no_planted_secret(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--debug", "scan", "--sample", "--out", str(tmp_path / "r"),
+                 "--as-of", AS_OF]) == 1
+    logged = capsys.readouterr()
+    text = logged.out + logged.err
+    for secret in _planted_values(tmp_path / "r" / "snapshot"):
+        for start in range(len(secret) - 4):
+            assert secret[start:start + 5] not in text
