@@ -1,0 +1,248 @@
+"""Estimated cost of job executions, allocation by owner, and daily cost anomalies.
+
+Consumption-plan jobs pay only while replicas run: vCPU-seconds and GiB-seconds at the active
+rates, no idle or request charges. An execution runs `replicaCompletionCount` replicas,
+`parallelism` at a time, so its replica-seconds are completions * (wall time / waves). Jobs on a
+dedicated workload profile pay for profile instances, not per execution: their figure is an
+allocation at consumption-equivalent rates, marked as such, never presented as a meter reading.
+The monthly free grant is a separate credit line per subscription, never netted into job costs.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from auditor.model import Estate, Execution, Job
+
+CONSUMPTION = "consumption-meter"
+ALLOCATION = "dedicated-allocation"
+UNALLOCATED = "(unallocated)"
+
+
+@dataclass(frozen=True, slots=True)
+class Rates:
+    currency: str
+    vcpu_second: float
+    gib_second: float
+    free_vcpu_seconds: float
+    free_gib_seconds: float
+    source: str  # where the rates came from, for the report
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionCost:
+    job_id: str
+    execution: str
+    day: date
+    seconds: float  # wall time
+    vcpu_seconds: float
+    gib_seconds: float
+    cost: float
+    method: str  # CONSUMPTION or ALLOCATION
+    unfinished: bool  # still running at the cut-off: counted up to it
+
+
+@dataclass(slots=True)
+class JobCost:
+    job: Job
+    executions: list[ExecutionCost] = field(default_factory=list)
+
+    @property
+    def total(self) -> float:
+        return sum(e.cost for e in self.executions)
+
+    @property
+    def method(self) -> str:
+        return self.executions[0].method if self.executions else CONSUMPTION
+
+    def daily(self) -> dict[date, float]:
+        days: dict[date, float] = defaultdict(float)
+        for e in self.executions:
+            days[e.day] += e.cost
+        return dict(days)
+
+
+@dataclass(frozen=True, slots=True)
+class FreeGrant:
+    """The monthly free grant of one subscription, as a credit line."""
+
+    subscription_id: str
+    month: str  # YYYY-MM
+    vcpu_seconds_used: float
+    gib_seconds_used: float
+    credit: float  # negative: what the grant takes off the bill
+
+
+def replica_size(job: Job) -> tuple[float, float] | None:
+    """vCPU and GiB of one replica: the main containers run together and sum."""
+    main = [c for c in job.containers or () if not c.is_init]
+    if not main or any(c.cpu is None or c.memory_gib is None for c in main):
+        return None
+    return sum(c.cpu or 0.0 for c in main), sum(c.memory_gib or 0.0 for c in main)
+
+
+def replica_seconds(job: Job, wall_seconds: float) -> float:
+    """Replica-seconds of one execution: completions times the wall time of one wave."""
+    completions = max(job.replica_completion_count or 1, 1)
+    parallelism = max(job.parallelism or 1, 1)
+    waves = math.ceil(completions / parallelism)
+    return completions * wall_seconds / waves
+
+
+def execution_cost(job: Job, execution: Execution, rates: Rates,
+                   until: datetime) -> ExecutionCost | None:
+    """None when the execution never started or the job's size is unknown."""
+    size = replica_size(job)
+    if execution.start_time is None or size is None:
+        return None
+    end = execution.end_time or until
+    wall = max((min(end, until) - execution.start_time).total_seconds(), 0.0)
+    seconds = replica_seconds(job, wall)
+    vcpu, gib = size[0] * seconds, size[1] * seconds
+    dedicated = bool(job.workload_profile_name) and \
+        (job.workload_profile_name or "").lower() != "consumption"
+    return ExecutionCost(
+        job_id=job.id, execution=execution.name, day=execution.start_time.date(),
+        seconds=wall, vcpu_seconds=vcpu, gib_seconds=gib,
+        cost=vcpu * rates.vcpu_second + gib * rates.gib_second,
+        method=ALLOCATION if dedicated else CONSUMPTION,
+        unfinished=execution.end_time is None)
+
+
+def job_costs(estate: Estate, rates: Rates, since: datetime, until: datetime) -> list[JobCost]:
+    """Every job with the cost of its executions that started inside [since, until)."""
+    by_job = {j.id.lower(): JobCost(j) for j in estate.jobs}
+    for execution in estate.executions:
+        cost_of = by_job.get((execution.job_id or "").lower())
+        started = execution.start_time
+        if cost_of is None or started is None or not since <= started < until:
+            continue
+        priced = execution_cost(cost_of.job, execution, rates, until)
+        if priced is not None:
+            cost_of.executions.append(priced)
+    return list(by_job.values())
+
+
+def free_grants(costs: Iterable[JobCost], rates: Rates) -> list[FreeGrant]:
+    """Per subscription and month, the consumption usage the free grant covers."""
+    usage: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0])
+    for job_cost in costs:
+        for e in job_cost.executions:
+            if e.method == CONSUMPTION:
+                key = (job_cost.job.subscription_id or "", e.day.strftime("%Y-%m"))
+                usage[key][0] += e.vcpu_seconds
+                usage[key][1] += e.gib_seconds
+    return [FreeGrant(sub, month, vcpu, gib, -(
+        min(vcpu, rates.free_vcpu_seconds) * rates.vcpu_second
+        + min(gib, rates.free_gib_seconds) * rates.gib_second))
+        for (sub, month), (vcpu, gib) in sorted(usage.items())]
+
+
+def allocate(costs: Iterable[JobCost], key: str) -> dict[str, float]:
+    """Total cost by a tag (case-insensitive name) or by `subscription` / `resource_group`;
+    jobs without a value land in the unallocated bucket, never dropped."""
+    totals: dict[str, float] = defaultdict(float)
+    for job_cost in costs:
+        job = job_cost.job
+        value = {"subscription": job.subscription_id,
+                 "resource_group": job.resource_group}.get(key) if key in (
+            "subscription", "resource_group") else job.tag(key)
+        totals[(value or "").strip() or UNALLOCATED] += job_cost.total
+    return dict(sorted(totals.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+# --- anomalies --------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Anomaly:
+    day: date
+    expected: float
+    actual: float
+    driver: str
+
+    @property
+    def delta(self) -> float:
+        return self.actual - self.expected
+
+
+@dataclass(frozen=True, slots=True)
+class AnomalyPolicy:
+    relative_floor: float  # e.g. 0.5: at least +50 % over the baseline
+    absolute_floor: float  # e.g. 5.0 currency units a day
+    min_history_days: int  # fewer days of history: the job is new, not anomalous
+    lookback_days: int  # only the most recent days are judged
+    z_threshold: float  # robust z-score (median/MAD) when the baseline varies
+
+
+def daily_anomalies(job_cost: JobCost, start: date, end: date,
+                    policy: AnomalyPolicy) -> list[Anomaly] | None:
+    """Days in the last `lookback_days` before `end` whose cost departs from the job's baseline.
+
+    Baseline: the median of the same weekday in earlier weeks when there are three or more of
+    them (weekly seasonality), else the median of all earlier days. Days without executions
+    count as zero. A day is anomalous only above both floors and, when the baseline varies
+    (MAD > 0), above the robust z threshold: flat series and pennies never alert.
+    Returns None when the job has too little history to judge (a new job).
+    """
+    daily = job_cost.daily()
+    if not daily:
+        return []
+    first = max(min(daily), start)
+    if (end - first).days < policy.min_history_days:
+        return None
+    days = [first + timedelta(days=i) for i in range((end - first).days)]
+    series = {d: daily.get(d, 0.0) for d in days}
+    judged = days[-policy.lookback_days:]
+    found = []
+    for day in judged:
+        history = [d for d in days if d < day]
+        same_weekday = [series[d] for d in history if d.weekday() == day.weekday()]
+        baseline = same_weekday if len(same_weekday) >= 3 else [series[d] for d in history]
+        if not baseline:
+            continue
+        expected = statistics.median(baseline)
+        actual = series[day]
+        delta = actual - expected
+        if delta < policy.absolute_floor or actual < expected * (1 + policy.relative_floor):
+            continue
+        mad = statistics.median(abs(v - expected) for v in baseline)
+        if mad > 0 and delta / (1.4826 * mad) < policy.z_threshold:
+            continue
+        found.append(Anomaly(day, expected, actual, _driver(job_cost, day, history)))
+    return found
+
+
+def _driver(job_cost: JobCost, day: date, history: Sequence[date]) -> str:
+    """Which of count, duration or size moved the most against the baseline days."""
+    on_day = [e for e in job_cost.executions if e.day == day]
+    before = [e for e in job_cost.executions if e.day in set(history)]
+    if not before:
+        return "no earlier executions to compare"
+    days_before = max(len({e.day for e in before}), 1)
+    count_ratio = len(on_day) / (len(before) / days_before)
+    seconds_ratio = _mean(e.seconds for e in on_day) / max(_mean(e.seconds for e in before), 1e-9)
+    size_ratio = _mean(e.vcpu_seconds / max(e.seconds, 1e-9) for e in on_day) / max(
+        _mean(e.vcpu_seconds / max(e.seconds, 1e-9) for e in before), 1e-9)
+    drivers = {"more executions": count_ratio, "longer executions": seconds_ratio,
+               "bigger replicas": size_ratio}
+    name, ratio = max(drivers.items(), key=lambda kv: kv[1])
+    return f"{name} ({ratio:.1f} times the usual)"
+
+
+def _mean(values: Iterable[float]) -> float:
+    items = list(values)
+    return sum(items) / len(items) if items else 0.0
+
+
+def currency_totals(costs: Iterable[JobCost]) -> Mapping[str, float]:
+    """Estimated total by method, so allocations are never added to metered cost unawares."""
+    totals: dict[str, float] = defaultdict(float)
+    for job_cost in costs:
+        for e in job_cost.executions:
+            totals[e.method] += e.cost
+    return dict(totals)
