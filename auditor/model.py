@@ -175,6 +175,7 @@ class Execution:
     status: str | None
     start_time: datetime | None
     end_time: datetime | None
+    reason: str | None = None  # e.g. DeadlineExceeded (the timeout), BackoffLimitExceeded
     source: str = ""
 
 
@@ -218,6 +219,13 @@ class Estate:
     executions: tuple[Execution, ...] = ()
     role_assignments: tuple[RoleAssignment, ...] = ()
     role_definitions: Mapping[str, RoleDefinition] = field(default_factory=_empty_mapping)  # type: ignore[arg-type]
+    # Lower-cased job id -> that job's executions, oldest first (built by normalize).
+    executions_by_job: Mapping[str, tuple[Execution, ...]] = field(default_factory=_empty_mapping)  # type: ignore[arg-type]
+    # Lower-cased job id -> where its execution history came from ("log-analytics", ...).
+    history_sources: Mapping[str, str] = field(default_factory=_empty_mapping)
 
     def environment_of(self, job: Job) -> Environment | None:
         return self.environments.get((job.environment_id or "").lower())
+
+    def executions_of(self, job: Job) -> tuple[Execution, ...]:
+        return self.executions_by_job.get(job.id.lower(), ())

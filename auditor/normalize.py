@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, TypeVar
 
@@ -64,13 +64,27 @@ def normalize(snapshot: RawSnapshot) -> Estate:
         assignment_from_row(i.row, i.source) for i in snapshot.items[ROLE_ASSIGNMENTS])
     definitions = _unique(
         definition_from_row(i.row, i.source) for i in snapshot.items[ROLE_DEFINITIONS])
+    by_job: dict[str, list[Execution]] = {}
+    for execution in executions:
+        by_job.setdefault((execution.job_id or "").lower(), []).append(execution)
+    history = (snapshot.collection or {}).get("history", {})
+    sources = history.get("sources", {}) if isinstance(history, dict) else {}
     return Estate(
         jobs=tuple(sorted(jobs, key=lambda j: j.id.lower())),
         environments=MappingProxyType({e.id.lower(): e for e in environments}),
         executions=tuple(executions),
         role_assignments=tuple(assignments),
         role_definitions=MappingProxyType({d.guid: d for d in definitions}),
+        executions_by_job=MappingProxyType({
+            job: tuple(sorted(runs, key=_started)) for job, runs in by_job.items()}),
+        history_sources=MappingProxyType({
+            str(k).lower(): str(v) for k, v in sources.items()} if isinstance(sources, dict)
+            else {}),
     )
+
+
+def _started(execution: Execution) -> datetime:
+    return execution.start_time or datetime.min.replace(tzinfo=UTC)
 
 
 _Record = TypeVar("_Record", Job, Environment, Execution, RoleAssignment, RoleDefinition)
@@ -345,6 +359,7 @@ def execution_from_row(row: dict[str, Any], source: str = "") -> Execution | Non
         status=_str(props.get("status")),
         start_time=_time(props.get("startTime")),
         end_time=_time(props.get("endTime")),
+        reason=_str(props.get("reason")) or _str(props.get("detailedStatus")),
         source=source,
     )
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 
 _MONTHS = {m: i for i, m in enumerate(
@@ -105,3 +105,18 @@ def shortest_gap_seconds(expression: str) -> int | None:
     across_days = (min(day_steps) * 1440 - times[-1] + times[0]) if day_steps else None
     gaps = [g for g in (within_day, across_days) if g is not None]
     return min(gaps) * 60 if gaps else None
+
+
+def firings(expression: str, after: datetime, until: datetime, limit: int) -> list[datetime]:
+    """Up to `limit` firing times in (after, until], in order (times in UTC)."""
+    cron = parse(expression)
+    times = sorted(h * 60 + m for h in cron.hours for m in cron.minutes)
+    found: list[datetime] = []
+    day = after.astimezone(UTC).date()
+    while day <= until.date() and len(found) < limit:
+        if cron.fires_on(day):
+            midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
+            found += [moment for t in times
+                      if after < (moment := midnight + timedelta(minutes=t)) <= until]
+        day += timedelta(days=1)
+    return found[:limit]

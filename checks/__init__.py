@@ -5,10 +5,18 @@ from __future__ import annotations
 from types import ModuleType
 
 from auditor.check import Check
-from checks import environment, governance, identity, reliability, secrets, supply_chain
+from checks import (
+    environment,
+    governance,
+    health,
+    identity,
+    reliability,
+    secrets,
+    supply_chain,
+)
 
-MODULES: tuple[ModuleType, ...] = (identity, secrets, reliability, supply_chain, governance,
-                                   environment)
+MODULES: tuple[ModuleType, ...] = (identity, secrets, reliability, health, supply_chain,
+                                   governance, environment)
 
 
 def catalogue() -> tuple[Check, ...]:
