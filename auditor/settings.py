@@ -65,6 +65,11 @@ class Policy(_Strict):
     approved_registries: tuple[str, ...]
     require_internal_environment: bool
     job_name_pattern: str
+    health_window_days: int = Field(ge=1, le=3650)
+    max_failure_rate: float = Field(ge=0, le=1)
+    min_executions_for_failure_rate: int = Field(ge=1)
+    missed_run_intervals: int = Field(ge=1)
+    duration_headroom: float = Field(gt=0, le=1)
 
 
 class CheckOverride(_Strict):
@@ -92,10 +97,20 @@ class AzureSettings(_Strict):
     max_retry_wait_seconds: float = Field(gt=0, le=3600)
 
 
+class HistorySettings(_Strict):
+    """Execution history: the window a live scan reads and the Log Analytics query limits."""
+
+    days: int = Field(ge=1, le=3650)
+    query: str
+    max_rows_per_query: int = Field(ge=1, le=500_000)
+    server_timeout_seconds: int = Field(ge=1, le=600)
+
+
 class Settings(_Strict):
     scan: ScanSettings
     policy: Policy
     azure: AzureSettings
+    history: HistorySettings
     checks: dict[str, CheckOverride]
 
     def digest(self) -> str:
