@@ -78,7 +78,7 @@ class Container:
     is_init: bool
     cpu: float | None
     memory: str | None
-    memory_gib: float | None  # None when `memory` is absent or unreadable
+    memory_gib: float | None = None  # None when `memory` is absent or unreadable
     env: tuple[EnvVar, ...] = ()
     command: tuple[str, ...] = ()
     args: tuple[str, ...] = ()
