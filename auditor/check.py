@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 
+from auditor.cost import CostView
 from auditor.model import Estate, Job
 from auditor.settings import Policy, Severity
 
@@ -57,6 +58,7 @@ class Context:
     policy: Policy
     estate: Estate
     as_of: datetime
+    cost: CostView | None = None  # None when the scan priced nothing
 
 
 CheckFunction = Callable[[Job, Context], Outcome]

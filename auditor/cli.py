@@ -50,6 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
                       help="exit 1 when a failing finding has this severity or higher")
     scan.add_argument("--as-of", type=_timestamp, metavar="TIME",
                       help="evaluate as of this UTC time (ISO 8601), for reproducible scans")
+    scan.add_argument("--since", type=_timestamp, metavar="TIME",
+                      help="start of the execution history a live scan reads (ISO 8601, UTC; "
+                           "default: [history] days before --until)")
+    scan.add_argument("--until", type=_timestamp, metavar="TIME",
+                      help="end of the execution history a live scan reads (ISO 8601, UTC; "
+                           "default: --as-of, else now)")
     scan.add_argument("--subscription", action="append", metavar="ID", default=[],
                       help="subscription to scan (repeatable)")
     scan.add_argument("--management-group", action="append", metavar="ID", default=[],
@@ -109,7 +115,8 @@ def _scan(args: argparse.Namespace) -> int:
     source = "snapshot" if args.snapshot else "sample" if args.sample else "live"
     out = args.out or Path("audit-reports") / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     request = ScanRequest(source=source, out=out, settings=settings, snapshot=args.snapshot,
-                          as_of=args.as_of, waivers=args.waivers)
+                          as_of=args.as_of, waivers=args.waivers, since=args.since,
+                          until=args.until)
     report = run_scan(request, progress=_progress())
     failing = report.failing_at_or_above()
     _summary(report.complete, len(report.estate.jobs), len(report.findings), len(failing), out)

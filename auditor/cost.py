@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -114,15 +114,20 @@ def execution_cost(job: Job, execution: Execution, rates: Rates,
         unfinished=execution.end_time is None)
 
 
-def job_costs(estate: Estate, rates: Rates, since: datetime, until: datetime) -> list[JobCost]:
-    """Every job with the cost of its executions that started inside [since, until)."""
+def job_costs(estate: Estate, rates: Rates | Callable[[Job], Rates], since: datetime,
+              until: datetime) -> list[JobCost]:
+    """Every job with the cost of its executions that started inside [since, until).
+
+    `rates` is one set for all jobs, or a function giving each job its region's rates.
+    """
+    rates_for = rates if callable(rates) else (lambda job: rates)
     by_job = {j.id.lower(): JobCost(j) for j in estate.jobs}
     for execution in estate.executions:
         cost_of = by_job.get((execution.job_id or "").lower())
         started = execution.start_time
         if cost_of is None or started is None or not since <= started < until:
             continue
-        priced = execution_cost(cost_of.job, execution, rates, until)
+        priced = execution_cost(cost_of.job, execution, rates_for(cost_of.job), until)
         if priced is not None:
             cost_of.executions.append(priced)
     return list(by_job.values())
@@ -185,7 +190,8 @@ def daily_anomalies(job_cost: JobCost, start: date, end: date,
 
     Baseline: the median of the same weekday in earlier weeks when there are three or more of
     them (weekly seasonality), else the median of all earlier days. Days without executions
-    count as zero. A day is anomalous only above both floors and, when the baseline varies
+    count as zero, except for a job that runs on fewer than half of the days: its run days are
+    compared with its earlier run days, so an ordinary run is not an anomaly. A day is anomalous only above both floors and, when the baseline varies
     (MAD > 0), above the robust z threshold: flat series and pennies never alert.
     Returns None when the job has too little history to judge (a new job).
     """
@@ -201,8 +207,13 @@ def daily_anomalies(job_cost: JobCost, start: date, end: date,
     found = []
     for day in judged:
         history = [d for d in days if d < day]
+        earlier = [series[d] for d in history]
         same_weekday = [series[d] for d in history if d.weekday() == day.weekday()]
-        baseline = same_weekday if len(same_weekday) >= 3 else [series[d] for d in history]
+        run_days = [v for v in earlier if v > 0]
+        if len(run_days) * 2 < len(earlier):
+            baseline = run_days  # a job that runs on few days: compare with its run days
+        else:
+            baseline = same_weekday if len(same_weekday) >= 3 else earlier
         if not baseline:
             continue
         expected = statistics.median(baseline)
@@ -246,3 +257,24 @@ def currency_totals(costs: Iterable[JobCost]) -> Mapping[str, float]:
         for e in job_cost.executions:
             totals[e.method] += e.cost
     return dict(totals)
+
+
+@dataclass(frozen=True, slots=True)
+class CostView:
+    """What the scan priced: checks and reports read it, nobody recomputes it."""
+
+    jobs: Mapping[str, JobCost]  # lower-cased job id -> its cost
+    since: datetime
+    until: datetime
+    currency: str
+    anomaly: AnomalyPolicy
+    rate_sources: Mapping[str, str] = field(default_factory=dict)  # job id -> rates used
+
+    def of(self, job: Job) -> JobCost | None:
+        return self.jobs.get(job.id.lower())
+
+    def anomalies(self, job: Job) -> list[Anomaly] | None:
+        cost = self.of(job)
+        if cost is None:
+            return []
+        return daily_anomalies(cost, self.since.date(), self.until.date(), self.anomaly)

@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from auditor.check import Check, Context, Outcome, Status
+from auditor.cost import CostView
 from auditor.model import Estate, Job
 from auditor.results import Result
 from auditor.settings import Policy, Settings
@@ -34,13 +35,14 @@ def active_checks(catalogue: Sequence[Check], settings: Settings) -> tuple[Check
 
 
 def evaluate(
-    estate: Estate, checks: Sequence[Check], policy: Policy, as_of: datetime
+    estate: Estate, checks: Sequence[Check], policy: Policy, as_of: datetime,
+    cost: CostView | None = None,
 ) -> tuple[Result, ...]:
     """One result per job and check, ordered by job id then check id.
 
     A check that raises yields an `error` result for that job; the scan goes on.
     """
-    context = Context(policy=policy, estate=estate, as_of=as_of)
+    context = Context(policy=policy, estate=estate, as_of=as_of, cost=cost)
     results: list[Result] = []
     for job in estate.jobs:
         for item in checks:

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from auditor.check import Check, Outcome, Status
+from auditor.cost import CostView
 from auditor.coverage import Coverage
 from auditor.model import Estate, Job
 from auditor.settings import Settings
@@ -59,6 +60,7 @@ class ScanReport:
     estate: Estate
     results: tuple[Result, ...]
     waivers: tuple[WaiverReview, ...] = ()
+    cost: CostView | None = None
 
     @property
     def complete(self) -> bool:

@@ -11,7 +11,7 @@ import shutil
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib.resources import as_file, files
 from pathlib import Path
 
@@ -21,9 +21,10 @@ from auditor import __version__
 from auditor.engine import active_checks, evaluate
 from auditor.normalize import normalize
 from auditor.output import discard, publish, staging_folder
+from auditor.pricing import price
 from auditor.results import ScanInfo, ScanReport
 from auditor.settings import Settings
-from auditor.snapshot import read_snapshot
+from auditor.snapshot import RawSnapshot, read_snapshot
 from auditor.waivers import Waiver, apply_waivers, load_waivers
 
 SNAPSHOT_DIR = "snapshot"
@@ -39,6 +40,8 @@ class ScanRequest:
     snapshot: Path | None = None
     as_of: datetime | None = None
     waivers: Path | None = None
+    since: datetime | None = None  # execution-history window (live scans); see history_window
+    until: datetime | None = None
 
 
 def _no_progress(stage: str) -> None:
@@ -59,7 +62,7 @@ def run_scan(
     try:
         evidence = staging / SNAPSHOT_DIR
         progress("collect")
-        scope, source = _gather(request, evidence)
+        scope, source = _gather(request, evidence, started)
         progress("normalize")
         raw = read_snapshot(source)
         if source != evidence:
@@ -68,8 +71,9 @@ def run_scan(
         progress("evaluate")
         active = active_checks(catalogue, request.settings)
         as_of = request.as_of or started
+        cost = price(estate, request.settings.cost, *_cost_window(raw, request, as_of))
         results, reviews = apply_waivers(
-            evaluate(estate, active, request.settings.policy, as_of), waivers, as_of)
+            evaluate(estate, active, request.settings.policy, as_of, cost), waivers, as_of)
         info = ScanInfo(
             id=str(uuid.uuid4()),
             started=started,
@@ -83,7 +87,7 @@ def run_scan(
             other_types=dict(sorted(raw.other_types.items())),
         )
         report = ScanReport(info, request.settings, raw.coverage, active, estate, results,
-                            reviews)
+                            reviews, cost=cost)
         progress("report")
         reports.write_all(report, staging)
         publish(staging, request.out)
@@ -91,6 +95,17 @@ def run_scan(
         discard(staging)
         raise
     return report
+
+
+def _cost_window(raw: RawSnapshot, request: ScanRequest,
+                 as_of: datetime) -> tuple[datetime, datetime]:
+    """The history window the collection read, else the configured days before --as-of."""
+    window = ((raw.collection or {}).get("history") or {}).get("window") or {}
+    try:
+        return (datetime.fromisoformat(str(window["since"]).replace("Z", "+00:00")),
+                datetime.fromisoformat(str(window["until"]).replace("Z", "+00:00")))
+    except (KeyError, ValueError):
+        return as_of - timedelta(days=request.settings.history.days), as_of
 
 
 def _waivers(request: ScanRequest, known_checks: list[str]) -> tuple[Waiver, ...]:
@@ -105,16 +120,20 @@ def _waivers(request: ScanRequest, known_checks: list[str]) -> tuple[Waiver, ...
     return ()
 
 
-def _gather(request: ScanRequest, evidence: Path) -> tuple[dict[str, object], Path]:
+def _gather(request: ScanRequest, evidence: Path,
+            started: datetime) -> tuple[dict[str, object], Path]:
     """Collect or locate the scan's input; return the scope it covers and the folder to read.
 
     A snapshot given by the user is read where it is (so errors name the user's files) and
     copied into the evidence folder afterwards.
     """
     if request.source == "live":
+        from auditor.collect.history import prepare
         from auditor.collect.live import collect  # the Azure SDKs load only for live scans
 
-        collect(request.settings.azure, evidence)
+        history = prepare(request.settings.history, since=request.since, until=request.until,
+                          as_of=request.as_of, now=started)
+        collect(request.settings.azure, evidence, history=history)
         azure = request.settings.azure
         return {"subscriptions": list(azure.subscriptions),
                 "management_groups": list(azure.management_groups),

@@ -106,11 +106,36 @@ class HistorySettings(_Strict):
     server_timeout_seconds: int = Field(ge=1, le=600)
 
 
+class RegionRates(_Strict):
+    """Active-usage rates for one region; entries of the open table [cost.regions]."""
+
+    vcpu_second: float = Field(gt=0)
+    gib_second: float = Field(gt=0)
+
+
+class CostSettings(_Strict):
+    """Consumption rates, the free grant, and what counts as a cost anomaly (CAJ-050)."""
+
+    currency: str = Field(min_length=3, max_length=3)
+    vcpu_second: float = Field(gt=0)
+    gib_second: float = Field(gt=0)
+    free_vcpu_seconds: float = Field(ge=0)
+    free_gib_seconds: float = Field(ge=0)
+    regions: dict[str, RegionRates]
+    prices_file: str
+    anomaly_relative_floor: float = Field(ge=0)
+    anomaly_absolute_floor: float = Field(ge=0)
+    anomaly_min_history_days: int = Field(ge=1)
+    anomaly_lookback_days: int = Field(ge=1)
+    anomaly_z_threshold: float = Field(gt=0)
+
+
 class Settings(_Strict):
     scan: ScanSettings
     policy: Policy
     azure: AzureSettings
     history: HistorySettings
+    cost: CostSettings
     checks: dict[str, CheckOverride]
 
     def digest(self) -> str:

@@ -7,6 +7,7 @@ from types import ModuleType
 from auditor.check import Check
 from checks import (
     environment,
+    finops,
     governance,
     health,
     identity,
@@ -16,7 +17,7 @@ from checks import (
 )
 
 MODULES: tuple[ModuleType, ...] = (identity, secrets, reliability, health, supply_chain,
-                                   governance, environment)
+                                   governance, environment, finops)
 
 
 def catalogue() -> tuple[Check, ...]:

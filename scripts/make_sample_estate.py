@@ -316,6 +316,10 @@ class RunProfile:
     per_day: float = 0.0
     hang_rate: float = 0.0  # share of runs that hang until replicaTimeout (then Failed)
     running_now: bool = False  # the newest execution is still running at AS_OF
+    stalled_days: int = 0  # the schedule stopped firing this many days before AS_OF
+    burst_days_ago: int = 0  # a backlog day: `burst_runs` extra runs of `burst_seconds`
+    burst_runs: int = 0
+    burst_seconds: int = 0
 
 
 @dataclass
@@ -465,7 +469,7 @@ def prod_jobs() -> list[Job]:
                 "reconcile", f"{ACR}/finance/reconcile:3.1.4", 1, "2Gi",
                 env=[ref("BANK_API_KEY", "bank-api-key"), ref("SFTP_PASSWORD", "sftp-password"),
                      val("SFTP_HOST", "sftp.bank.example"), val("LOG_LEVEL", "info")])],
-            runs=RunProfile(900, fail_rate=0.2)),
+            runs=RunProfile(900, fail_rate=0.35)),
         make_job(
             "dunning-letters-batch", PROD, billing_rg, ENV_PROD, cron="0 6 * * 1-5",
             identity=user_identity(ID_BILLING),
@@ -474,7 +478,7 @@ def prod_jobs() -> list[Job]:
             timeout=14400, retries=3, registries=[acr_identity(billing)],
             containers=[container("dunning", f"{ACR}/billing/dunning:0.9.7", 0.5, "1Gi",
                                   env=[val("LOG_LEVEL", "info")])],
-            runs=RunProfile(2400)),
+            runs=RunProfile(2400, stalled_days=6)),
         make_job(
             "ledger-snapshot", PROD, "rg-finance-prod", ENV_PROD, cron="0 */4 * * *",
             identity=user_identity(ID_BATCH), tags=FINANCE, timeout=21600, retries=1,
@@ -499,7 +503,7 @@ def prod_jobs() -> list[Job]:
             containers=[container("catalog-sync", f"{ACR}/procurement/catalog-sync:1.7.2",
                                   env=[val("SUPPLIER_FEED_URL",
                                            "https://feeds.supplier.example/catalog.csv")])],
-            runs=RunProfile(600)),
+            runs=RunProfile(2000)),
         make_job(
             "tax-filing-export", PROD, "rg-finance-prod", ENV_PROD, cron="0 3 1 * *",
             identity=user_identity(ID_BATCH), tags=FINANCE, timeout=7200, retries=1,
@@ -638,7 +642,8 @@ def data_jobs() -> list[Job]:
             containers=[container("inference", f"{ACR}/ml/batch-inference:latest", 2, "4Gi",
                                   env=[val("STORAGE_CONNECTION_STRING", FAKE_CONNECTION_STRING),
                                        ref("QUEUE_CONNECTION", "queue-connection")])],
-            runs=RunProfile(420, per_day=1.5, fail_rate=0.05, running_now=True)),
+            runs=RunProfile(420, per_day=1.5, fail_rate=0.05, running_now=True,
+                            burst_days_ago=3, burst_runs=80, burst_seconds=1500)),
         make_job(
             "ml-drift-monitor", DATA, ml_rg, ENV_DATA, cron="30 6 * * *",
             identity=user_identity(ID_ML), tags=ML, timeout=1800, retries=1,
@@ -949,7 +954,8 @@ def start_times(job: Job, rng: random.Random) -> list[datetime]:
     if trigger == "scheduleTriggerConfig":
         cron = config["scheduleTriggerConfig"]["cronExpression"]
         found: list[datetime] = []
-        for moment in cron_times(cron, after, AS_OF - timedelta(seconds=1)):
+        last = AS_OF - timedelta(days=job.runs.stalled_days, seconds=1)
+        for moment in cron_times(cron, after, last):
             found.append(moment + timedelta(seconds=rng.randint(1, 9)))
             if len(found) == KEPT_EXECUTIONS:
                 break
@@ -971,18 +977,24 @@ def executions_of(job: Job) -> list[Row]:
                 for key in ("containers", "initContainers")
                 if (items := job.arm["properties"]["template"].get(key))}
     starts = start_times(job, rng)
+    burst = {start for start in (
+        (AS_OF - timedelta(days=job.runs.burst_days_ago)).replace(hour=8) + timedelta(minutes=4 * i)
+        for i in range(job.runs.burst_runs))}
+    starts = sorted(set(starts) | burst)[-KEPT_EXECUTIONS:]
     if job.runs.running_now and config["triggerType"] in ("Event", "Manual"):
         started = max(60, min(job.runs.seconds, timeout) // 3)
         starts.append(AS_OF - timedelta(seconds=rng.randint(30, started)))
     rows: list[Row] = []
     for index, start in enumerate(starts):
         draw = rng.random()
-        seconds = max(5, int(rng.gauss(job.runs.seconds, job.runs.seconds * 0.15)))
-        status = "Succeeded"
+        typical = job.runs.burst_seconds if start in burst else job.runs.seconds
+        seconds = max(5, int(rng.gauss(typical, typical * 0.15)))
+        status, reason = "Succeeded", None
         if draw < job.runs.hang_rate:
-            status, seconds = "Failed", timeout
+            status, seconds, reason = "Failed", timeout, "DeadlineExceeded"
         elif draw < job.runs.hang_rate + job.runs.fail_rate:
             status, seconds = "Failed", max(5, int(seconds * rng.uniform(0.05, 0.8)))
+            reason = "BackoffLimitExceeded"
         elif draw > 0.99:
             status = "Degraded" if config["triggerType"] == "Event" else "Stopped"
             seconds = max(5, int(seconds * rng.uniform(0.1, 0.6)))
@@ -991,6 +1003,8 @@ def executions_of(job: Job) -> list[Row]:
         seconds = min(seconds, timeout)
         end = start + timedelta(seconds=seconds)
         properties: Row = {"status": status, "startTime": iso(start)}
+        if reason:
+            properties["reason"] = reason
         if end >= AS_OF:
             properties["status"] = "Running"
         else:

@@ -121,6 +121,11 @@ class AzureServer:
         self.resource_graph = ResourceGraph()
         self.router.add("POST", r"/providers/Microsoft\.ResourceGraph/resources",
                         self.resource_graph.handle)
+        self.log_analytics = LogAnalytics()
+        self.router.add("POST", r"/v1/workspaces/[^/]+/query", self.log_analytics.handle)
+        self.executions = JobExecutions()
+        self.router.add("GET", r"/subscriptions/[^/]+/resourceGroups/[^/]+/providers/"
+                               r"Microsoft\.App/jobs/[^/]+/executions", self.executions.handle)
         self._lock = threading.Lock()
         self._http: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -419,6 +424,172 @@ def _fingerprint(body: dict[str, Any]) -> str:
 def _token(offset: int, body: dict[str, Any]) -> str:
     raw = json.dumps({"offset": offset, "request": _fingerprint(body)}).encode()
     return base64.b64encode(raw).decode()
+
+
+# --- Log Analytics -----------------------------------------------------------------------------
+
+# The columns of auditor's executions query (its result contract), in order, with their types.
+EXECUTION_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("JobName", "string"), ("EnvironmentName", "string"), ("ExecutionName", "string"),
+    ("StartTime", "datetime"), ("EndTime", "datetime"), ("Status", "string"),
+    ("Reason", "string"), ("Events", "long"), ("Reasons", "dynamic"))
+
+
+@dataclass(frozen=True)
+class LogsQuery:
+    """One query as the Log Analytics API received it."""
+
+    workspace: str
+    query: str
+    start: datetime | None
+    end: datetime | None
+    prefer: str
+
+
+LogsHandler = Callable[[LogsQuery], Reply]
+
+
+class LogAnalytics:
+    """The Log Analytics query API (`POST /v1/workspaces/{id}/query`).
+
+    It runs no KQL: each workspace answers what the test set up, by a fixed table (`answer`) or a
+    function of the request and its timespan (`script`). A workspace nobody set up answers an
+    empty result with the executions query's columns (a workspace with no logs).
+    """
+
+    def __init__(self) -> None:
+        self.handlers: dict[str, LogsHandler] = {}
+        self.queries: list[LogsQuery] = []
+
+    def answer(self, workspace: str, rows: list[list[Any]],
+               columns: tuple[tuple[str, str], ...] = EXECUTION_COLUMNS) -> None:
+        self.script(workspace, lambda _query: Reply(200, logs_tables(rows, columns)))
+
+    def script(self, workspace: str, handler: LogsHandler) -> None:
+        self.handlers[workspace.lower()] = handler
+
+    def handle(self, request: Recorded) -> Reply:
+        workspace = request.path.split("/")[3]
+        body = request.body if isinstance(request.body, dict) else {}
+        if not str(body.get("query") or "").strip():
+            return logs_error(400, "BadArgumentError", "The request had some invalid properties",
+                              "Query is missing")
+        start, end = _timespan(body.get("timespan"))
+        query = LogsQuery(workspace, str(body["query"]), start, end,
+                          request.headers.get("prefer", ""))
+        self.queries.append(query)
+        handler = self.handlers.get(workspace.lower())
+        return handler(query) if handler else Reply(200, logs_tables([]))
+
+
+def _timespan(value: Any) -> tuple[datetime | None, datetime | None]:
+    """`start/end` as the SDK sends it (ISO 8601 instants); durations are not served."""
+    if not isinstance(value, str) or "/" not in value:
+        return None, None
+    first, second = value.split("/", 1)
+    return (datetime.fromisoformat(first.replace("Z", "+00:00")),
+            datetime.fromisoformat(second.replace("Z", "+00:00")))
+
+
+def logs_tables(rows: list[list[Any]],
+                columns: tuple[tuple[str, str], ...] = EXECUTION_COLUMNS) -> dict[str, Any]:
+    """The success body: one `PrimaryResult` table (as in the API's own example)."""
+    return {"tables": [{"name": "PrimaryResult",
+                        "columns": [{"name": n, "type": t} for n, t in columns],
+                        "rows": rows}]}
+
+
+def logs_partial(rows: list[list[Any]], message: str, *, code: str = "-2133196797",
+                 columns: tuple[tuple[str, str], ...] = EXECUTION_COLUMNS) -> Reply:
+    """A 200 with tables and an `error` beside them: the service's partial result."""
+    body = logs_tables(rows, columns)
+    body["error"] = {
+        "message": "There were some errors when processing your query.",
+        "code": "PartialError",
+        "correlationId": "7c3b0000-0000-4000-8000-00000000c0de",
+        "details": [{"code": "EngineError",
+                     "message": "Something went wrong processing your query on the server.",
+                     "innererror": {"code": code, "message": message, "severity": 2,
+                                    "severityName": "Error"}}],
+    }
+    return Reply(200, body)
+
+
+RESULT_TOO_LARGE = ("Query result set has exceeded the internal record count limit 500000 "
+                    "(E_QUERY_RESULT_SET_TOO_LARGE; see https://aka.ms/kustoquerylimits)")
+
+
+def logs_error(status: int, code: str, message: str, inner: str | None = None,
+               **headers: str) -> Reply:
+    """The API's error body (`{"error": {message, code, correlationId, innererror}}`)."""
+    error: dict[str, Any] = {"message": message, "code": code,
+                             "correlationId": "7c3b0000-0000-4000-8000-00000000e770"}
+    if inner:
+        error["innererror"] = {"code": "QueryValidationError", "message": inner}
+    return Reply(status, {"error": error}, dict(headers))
+
+
+def execution_log_row(job: str, execution: str, start: str, end: str, *,
+                      status: str = "Succeeded", reason: str = "", environment: str = "env",
+                      events: int = 4, reasons: list[str] | None = None) -> list[Any]:
+    """One row of the executions query, as the service sends it (dynamic as a JSON string)."""
+    seen = reasons if reasons is not None else (
+        ["SuccessfulCreate", reason or "Completed"] if status != "Running"
+        else ["SuccessfulCreate"])
+    return [job, environment, execution, start, end, status, reason, events, json.dumps(seen)]
+
+
+# --- Container Apps job executions -------------------------------------------------------------
+
+
+class JobExecutions:
+    """`GET .../Microsoft.App/jobs/{job}/executions`: `{value, nextLink}` pages of a job's
+    executions (items as in the spec's Job_Executions_Get example: name and properties only).
+
+    A job nobody set up is not found (404), as in Azure.
+    """
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, list[dict[str, Any]]] = {}
+        self.failures: dict[str, Reply] = {}
+        self.page_size = 100
+
+    def add(self, job_id: str, *executions: dict[str, Any]) -> None:
+        self.jobs.setdefault(job_id.lower(), []).extend(executions)
+
+    def fail(self, job_id: str, reply: Reply) -> None:
+        self.failures[job_id.lower()] = reply
+
+    def handle(self, request: Recorded) -> Reply:
+        if not request.params.get("api-version"):
+            return arm_error(400, "MissingApiVersionParameter", "api-version is required")
+        job_id = request.path[: -len("/executions")].lower()
+        if job_id in self.failures:
+            return self.failures[job_id]
+        if job_id not in self.jobs:
+            name = job_id.rsplit("/", 1)[-1]
+            return arm_error(404, "ResourceNotFound",
+                             f"The Resource 'Microsoft.App/jobs/{name}' under resource group "
+                             f"was not found.")
+        rows = self.jobs[job_id]
+        offset = int(request.params.get("$skiptoken") or 0)
+        page = rows[offset: offset + self.page_size]
+        next_link = None
+        if offset + self.page_size < len(rows):
+            next_link = (f"https://{request.headers.get('host')}{request.path}"
+                         f"?api-version={request.params['api-version']}"
+                         f"&$skiptoken={offset + self.page_size}")
+        return Reply(200, {"value": page, "nextLink": next_link})
+
+
+def execution_row(name: str, status: str, start: str, end: str | None = None) -> dict[str, Any]:
+    """An executions-list item as in Job_Executions_Get (no id or type on the item)."""
+    return {"name": name,
+            "properties": {"status": status, "startTime": start, "endTime": end,
+                           "template": {"containers": [{
+                               "image": "contoso.azurecr.io/batch/worker:1.4.2",
+                               "name": "worker", "resources": {"cpu": 0.5, "memory": "1Gi"}}],
+                               "initContainers": []}}}
 
 
 # --- az ----------------------------------------------------------------------------------------

@@ -8,16 +8,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from auditor.cli import EXIT_FINDINGS, EXIT_INCOMPLETE, main
+from auditor.normalize import normalize
+from auditor.snapshot import read_snapshot
 from tests.azure_server import (
     AzureServer,
     environment_row,
+    execution_log_row,
+    execution_row,
     job_row,
+    logs_error,
     role_assignment_row,
     role_definition_row,
     serve,
@@ -116,7 +122,8 @@ def test_a_live_scan_keeps_evidence_and_finds_what_an_offline_scan_of_the_same_r
     again = tmp_path / "again"  # the evidence itself reproduces the scan
     assert _scan("--snapshot", str(evidence), "--out", str(again)) == EXIT_FINDINGS
     assert _findings(again) == live_findings
-    assert azure.az is not None and azure.az.resources_asked() == ["https://management.azure.com"]
+    assert azure.az is not None and azure.az.resources_asked() == [
+        "https://management.azure.com", "https://api.loganalytics.io"]  # jobs' history: LA
     assert {r.method for r in azure.requests} == {"POST"}
 
 
@@ -156,3 +163,101 @@ def test_a_scan_that_can_read_nothing_exits_3_with_one_line(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "az login" in err[0]
     assert not out.exists()
+
+
+def test_a_live_scan_reads_execution_history_into_the_snapshot_linked_to_its_jobs(
+        azure: AzureServer, tmp_path: Path) -> None:
+    rows = _estate(azure)
+    by_name = {j["name"]: j["id"] for j in rows["jobs"]}
+    workspace = rows["environments"][0]["properties"]["appLogsConfiguration"][
+        "logAnalyticsConfiguration"]["customerId"]
+    billing = rows["environments"][1]  # invoice-render's environment: logs to Azure Monitor
+    billing["properties"]["appLogsConfiguration"] = {"destination": "azure-monitor"}
+    azure.log_analytics.answer(workspace, [
+        execution_log_row("payroll-export", "payroll-export-8f2k1", "2025-05-20T02:00:00Z",
+                          "2025-05-20T02:12:00Z"),
+        execution_log_row("legacy-sync", "legacy-sync-q9w2e", "2025-05-21T03:00:00Z",
+                          "2025-05-21T04:00:00Z", status="Failed", reason="DeadlineExceeded"),
+    ])
+    azure.executions.add(by_name["invoice-render"], execution_row(
+        "invoice-render-x1", "Succeeded", "2025-05-22T05:00:00+00:00",
+        "2025-05-22T05:03:00+00:00"))
+    out = tmp_path / "out"
+
+    code = _scan("--auth", "cli", "--subscription", SUB_A, "--subscription", SUB_B,
+                 "--since", "2025-05-15T00:00:00Z", "--out", str(out))
+
+    assert code == EXIT_FINDINGS  # complete: the history was read in full
+    [query] = azure.log_analytics.queries
+    assert (query.start, query.end) == (datetime(2025, 5, 15, tzinfo=UTC),
+                                        datetime(2025, 6, 1, tzinfo=UTC))  # --until is --as-of
+    assert query.query.startswith('let AuditorJobs = dynamic(["legacy-sync", "payroll-export"]);')
+    evidence = out / "snapshot"
+    la = json.loads((evidence / "executions-log-analytics.json").read_text())["data"]
+    api = json.loads((evidence / "executions-api.json").read_text())["data"]
+    assert [e["name"] for e in la] == ["legacy-sync-q9w2e", "payroll-export-8f2k1"]
+    assert [e["name"] for e in api] == ["invoice-render-x1"]
+    history = json.loads((evidence / "collection.json").read_text())["auditor_collection"][
+        "history"]
+    assert history["sources"] == {by_name["payroll-export"]: "log-analytics",
+                                  by_name["legacy-sync"]: "log-analytics",
+                                  by_name["invoice-render"]: "executions-api"}
+    assert history["window"] == {"since": "2025-05-15T00:00:00+00:00",
+                                 "until": "2025-06-01T00:00:00+00:00"}
+
+    executions = {e.name: e for e in normalize(read_snapshot(evidence)).executions}
+    assert {name: (e.job_id, e.status) for name, e in executions.items()} == {
+        "payroll-export-8f2k1": (by_name["payroll-export"], "Succeeded"),
+        "legacy-sync-q9w2e": (by_name["legacy-sync"], "Failed"),
+        "invoice-render-x1": (by_name["invoice-render"], "Succeeded"),
+    }
+    scan = json.loads((out / "findings.json").read_text())["scan"]
+    assert scan["complete"] is True
+    assert scan["counts"]["executions"] == 3
+    assert {(r.method, r.path.split("/")[1]) for r in azure.requests} == {
+        ("POST", "providers"), ("POST", "v1"), ("GET", "subscriptions")}  # reads only
+
+
+def test_history_that_cannot_be_read_makes_the_scan_incomplete(
+        azure: AzureServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = _estate(azure)
+    workspace = rows["environments"][0]["properties"]["appLogsConfiguration"][
+        "logAnalyticsConfiguration"]["customerId"]
+    azure.log_analytics.script(workspace, lambda q: logs_error(
+        403, "InsufficientAccessError", "The provided credentials have insufficient access"))
+    out = tmp_path / "out"
+
+    code = _scan("--auth", "cli", "--subscription", SUB_A, "--subscription", SUB_B,
+                 "--out", str(out))
+
+    assert code == EXIT_INCOMPLETE
+    assert "INCOMPLETE" in capsys.readouterr().err
+    gaps = json.loads((out / "findings.json").read_text())["scan"]["coverage"]["gaps"]
+    assert [g["scope"] for g in gaps] == [f"Log Analytics workspace {workspace}"]
+    assert "Log Analytics Reader" in gaps[0]["reason"]
+
+
+def test_a_window_that_ends_before_it_starts_is_a_usage_error(
+        azure: AzureServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _estate(azure)
+
+    code = _scan("--auth", "cli", "--subscription", SUB_A, "--since", "2025-06-02T00:00:00Z",
+                 "--out", str(tmp_path / "out"))
+
+    assert code == 2
+    assert "--since" in capsys.readouterr().err
+    assert azure.requests == []
+
+
+def test_an_unreadable_history_query_is_a_usage_error_before_azure_is_asked(
+        azure: AzureServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _estate(azure)
+    config = tmp_path / "auditor.toml"
+    config.write_text(f'[history]\nquery = "{tmp_path / "missing.kql"}"\n', encoding="utf-8")
+
+    code = _scan("--auth", "cli", "--subscription", SUB_A, "--config", str(config),
+                 "--out", str(tmp_path / "out"))
+
+    assert code == 2
+    assert "history.query" in capsys.readouterr().err
+    assert azure.requests == []

@@ -22,9 +22,9 @@ def out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def test_writes_the_five_outputs(out: Path) -> None:
+def test_writes_the_six_outputs(out: Path) -> None:
     assert {p.name for p in out.iterdir()} == {
-        "report.xlsx", "report.md", "findings.json", "manifest.json", "snapshot"}
+        "report.xlsx", "report.md", "report.html", "findings.json", "manifest.json", "snapshot"}
 
 
 def test_findings_sheet_lists_the_sample_failures(out: Path) -> None:
@@ -78,7 +78,7 @@ def test_no_planted_secret_leaks_into_any_report(out: Path) -> None:
     secrets = _planted_values(out / "snapshot")
     assert len(secrets) == 4
     reports = {p.name: p.read_bytes().decode("utf-8", "replace")
-               for p in out.iterdir() if p.is_file() and p.suffix in (".md", ".json")}
+               for p in out.iterdir() if p.is_file() and p.suffix in (".md", ".json", ".html")}
     reports["report.xlsx"] = _xlsx_text(out / "report.xlsx")
     for secret in secrets:
         for start in range(len(secret) - 4):
@@ -128,3 +128,14 @@ def test_debug_log_holds_no_planted_secret(tmp_path: Path,
     for secret in _planted_values(tmp_path / "r" / "snapshot"):
         for start in range(len(secret) - 4):
             assert secret[start:start + 5] not in text
+
+
+def test_cost_anomalies_are_the_planted_ones(out: Path) -> None:
+    document = json.loads((out / "findings.json").read_text())
+    anomalies = {f["resource_name"]: f for f in document["findings"]
+                 if f["check_id"] == "CAJ-050" and f["status"] == "fail"}
+    # ml-batch-inference: a queue backlog day (80 extra runs); ml-model-training: two
+    # training runs on one day where one is usual.
+    assert set(anomalies) == {"ml-batch-inference", "ml-model-training"}
+    assert "2026-11-17" in anomalies["ml-batch-inference"]["evidence"][0]
+    assert "more executions" in anomalies["ml-batch-inference"]["evidence"][0]

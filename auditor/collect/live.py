@@ -16,7 +16,10 @@ from azure.core.credentials import TokenCredential
 from auditor import __version__
 from auditor.collect.clouds import Endpoints, resolve
 from auditor.collect.credentials import build_credential
+from auditor.collect.history import HistoryRequest, collect_history
 from auditor.collect.resource_graph import (
+    ENVIRONMENTS,
+    JOBS,
     RESOURCE_QUERIES,
     SUBSCRIPTIONS,
     Clock,
@@ -52,8 +55,12 @@ def collect(
     clock: Clock = time.monotonic,
     now: Callable[[], datetime] = _utc_now,
     environ: Mapping[str, str] | None = None,
+    history: HistoryRequest | None = None,
 ) -> Coverage:
     """Read the scope in `settings` from Resource Graph into `folder`; return the coverage.
+
+    With `history`, the execution history of the jobs just read follows (Log Analytics, else the
+    executions API; see `history`).
 
     Raises CollectionError when nothing at all could be read (sign-in failed, every batch
     denied); anything less becomes a Gap and the scan goes on.
@@ -70,11 +77,18 @@ def collect(
             targets = _targets(settings, found)
             results = [_collect_query(graph, query, targets, coverage, folder)
                        for query in RESOURCE_QUERIES]
+        history_record = None
+        if history is not None and any(result.read for result in results):
+            history_record = collect_history(
+                credential, endpoints, settings, history, _rows_of(results, JOBS),
+                _rows_of(results, ENVIRONMENTS), coverage, folder, sleep=sleep, clock=clock)
     finally:
         _close(credential)
     if not any(result.read for result in results):
         raise CollectionError(_nothing_read(results))
     record = _record(settings, endpoints, started, now(), found, results, throttle)
+    if history_record is not None:
+        record["history"] = history_record
     write_collection(folder, record, coverage)
     return coverage
 
@@ -164,6 +178,10 @@ def _account(result: QueryResult, coverage: Coverage, folder: Path, consequence:
     for failure in result.failures:
         coverage.gaps.append(_gap(failure, source, consequence))
     coverage.queries.append(result.summary())
+
+
+def _rows_of(results: Sequence[QueryResult], query: GraphQuery) -> list[dict[str, Any]]:
+    return [row for result in results if result.query == query for row in result.rows]
 
 
 def _gap(failure: Failure, source: str, consequence: str) -> Gap:

@@ -183,3 +183,16 @@ def test_new_job_is_reported_as_new_not_anomalous() -> None:
                                                  start=date(2026, 11, 17))),
                             date(2026, 10, 21), date(2026, 11, 20), POLICY)
     assert found is None
+
+
+def test_a_job_that_runs_on_few_days_is_judged_against_its_run_days() -> None:
+    minutes = [0.0] * 30
+    for day in (2, 9, 16, 23, 29):
+        minutes[day] = 600.0  # 4.32 USD on each run day, nothing in between
+    found = daily_anomalies(costs_of(BIG, series(BIG.id, minutes)), date(2026, 10, 21),
+                            date(2026, 11, 20), POLICY)
+    assert found == []
+    minutes[29] = 6000.0  # ten times the usual run
+    (anomaly,) = daily_anomalies(costs_of(BIG, series(BIG.id, minutes)), date(2026, 10, 21),
+                                 date(2026, 11, 20), POLICY) or []
+    assert anomaly.expected == pytest.approx(4.32)

@@ -1,0 +1,549 @@
+"""Execution history from Log Analytics: one KQL query per workspace, split when it is too big.
+
+The query (`auditor/queries/executions.kql`, or the file `[history] query` names) aggregates the
+environment's system logs into one row per execution; this module only runs it, checks the result
+against the contract, merges the rows of a window it had to split, and turns the rows into
+execution resources in the shape `az containerapp job execution list` prints.
+
+The service caps a result (500,000 rows, ~100 MiB) and a query's run time (10 minutes at most).
+A result cut short for size (a partial result naming a limit), one that reaches
+`max_rows_per_query` rows, or a query that timed out (504) is asked for again as two halves of its
+time range, within a bounded number of extra requests. Any other partial result, or a failed
+request, is a failure for that window: its rows are not kept (the service warns a partial result
+may be wrong) and the window is named in the coverage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from azure.core.credentials import TokenCredential
+from azure.core.exceptions import AzureError, HttpResponseError
+from azure.monitor.query import LogsQueryClient, LogsQueryStatus, LogsTable
+
+from auditor.collect.clouds import Endpoints
+from auditor.collect.credentials import sign_in_failed
+from auditor.collect.resource_graph import PacedRetryPolicy, Throttle
+from auditor.errors import InputError
+from auditor.settings import AzureSettings, HistorySettings
+
+log = logging.getLogger(__name__)
+
+SOURCE = "log-analytics"
+QUERY_PACKAGE = "auditor.queries"
+QUERY_FILE = "executions.kql"
+EXECUTION_TYPE = "Microsoft.App/jobs/executions"
+# Extra requests one workspace may spend splitting its window: 2 per split, so a window can be
+# cut into up to 33 pieces (30 days into pieces of under a day).
+SPLIT_BUDGET = 64
+# A window is not split below this: if one minute of logs is too big, halving will not help.
+MIN_WINDOW = timedelta(minutes=1)
+# The client waits this much longer than the server may take, so the server's answer arrives.
+READ_TIMEOUT_MARGIN_SECONDS = 60
+
+# Columns every result must have (the contract in executions.kql); the rest are optional.
+REQUIRED_COLUMNS = ("JobName", "ExecutionName", "StartTime", "EndTime", "Status")
+STATUS_RANK = {"Failed": 3, "Succeeded": 2, "Running": 1, "Unknown": 0}
+TERMINAL = {"Failed", "Succeeded"}
+
+# How the service says a result or a query went over its limits (in an error's code, message or
+# details): the Kusto result-set limits, runaway or memory-bound queries, and response size.
+_LIMIT_MARKERS = (
+    "e_query_result_set_too_large", "80da0003", "record count limit", "data size limit",
+    "e_runaway_query", "80da0001", "e_low_memory_condition", "responsepayloadtoolarge",
+    "responsesizelimitexceeded", "resultsizelimitexceeded", "exceed the set limit",
+)
+
+
+# --- the query ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """The KQL text and where it came from (for the record)."""
+
+    text: str
+    source: str
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.text.encode()).hexdigest()
+
+
+def load_query(settings: HistorySettings) -> Query:
+    """The configured query file, else the built-in one."""
+    if not settings.query.strip():
+        text = files(QUERY_PACKAGE).joinpath(QUERY_FILE).read_text(encoding="utf-8")
+        return Query(text, f"built-in {QUERY_PACKAGE.replace('.', '/')}/{QUERY_FILE}")
+    path = Path(settings.query)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        reason = getattr(e, "strerror", None) or str(e)
+        raise InputError("history.query", f"cannot read the query file {path} ({reason})",
+                         "name a readable UTF-8 KQL file, or leave it empty for the built-in "
+                         "query") from e
+    if not text.strip():
+        raise InputError("history.query", f"the query file {path} is empty",
+                         "give a KQL query that keeps the result contract of executions.kql")
+    return Query(text, str(path))
+
+
+def with_parameters(query: Query, jobs: Iterable[str], environments: Iterable[str]) -> str:
+    """The query text after the `let` statements that name the jobs and environments in scope."""
+    return (f"let AuditorJobs = dynamic({_names(jobs)});\n"
+            f"let AuditorEnvironments = dynamic({_names(environments)});\n"
+            f"{query.text}")
+
+
+def _names(names: Iterable[str]) -> str:
+    # A JSON array of strings is a KQL dynamic literal; JSON escaping keeps any name a string.
+    return json.dumps(sorted({n.lower() for n in names if n}), ensure_ascii=False)
+
+
+# --- jobs and their rows -----------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class HistoryJob:
+    """A job in scope, with what history collection needs to know about it."""
+
+    id: str
+    name: str
+    subscription_id: str | None
+    resource_group: str | None
+    environment_name: str | None
+
+
+@dataclass(slots=True)
+class ExecutionRecord:
+    """One execution as the query reported it, merged over the windows that saw it."""
+
+    job: str
+    environment: str
+    name: str
+    start: datetime | None
+    end: datetime | None
+    status: str
+    reason: str
+    events: int
+    reasons: list[str]
+
+    def merge(self, other: ExecutionRecord) -> None:
+        """The same execution seen in two windows: widen the span, keep the stronger status.
+
+        Failed > Succeeded > Running > Unknown gives the status the query would have given the
+        union of both windows' events.
+        """
+        self.start = _earliest(self.start, other.start)
+        self.end = _latest(self.end, other.end)
+        if STATUS_RANK.get(other.status, 0) > STATUS_RANK.get(self.status, 0):
+            self.status, self.reason = other.status, other.reason
+        self.events += other.events
+        self.reasons = sorted({*self.reasons, *other.reasons})
+
+    def row(self, job: HistoryJob, workspace: str) -> dict[str, Any]:
+        """The execution as an ARM resource (`az containerapp job execution list` shape)."""
+        terminal = self.status in TERMINAL
+        return {
+            "id": f"{job.id}/executions/{self.name}",
+            "name": self.name,
+            "type": EXECUTION_TYPE,
+            "resourceGroup": job.resource_group,
+            "properties": {
+                "status": self.status,
+                "startTime": _iso(self.start),
+                "endTime": _iso(self.end) if terminal else None,
+                "reason": self.reason or None,
+            },
+            "logAnalytics": {
+                "workspace": workspace,
+                "firstEvent": _iso(self.start),
+                "lastEvent": _iso(self.end),
+                "events": self.events,
+                "reasons": self.reasons,
+            },
+        }
+
+
+def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
+    return min(a, b) if a and b else a or b
+
+
+def _latest(a: datetime | None, b: datetime | None) -> datetime | None:
+    return max(a, b) if a and b else a or b
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+# --- errors ------------------------------------------------------------------------------------
+
+class LogsError(Exception):
+    """A window that could not be read, with the service's status, code and message."""
+
+    def __init__(self, status: int | None, code: str, message: str, *,
+                 over_limits: bool = False) -> None:
+        self.status, self.code, self.message = status, code, message
+        self.over_limits = over_limits
+        super().__init__(self.reason)
+
+    @property
+    def reason(self) -> str:
+        status = f"HTTP {self.status}" if self.status else "no response"
+        return f"{self.code} ({status}): {self.message.rstrip('.')}"
+
+
+def _from_http_error(error: HttpResponseError, auth: str) -> LogsError:
+    status = error.status_code
+    if status == 401:
+        return LogsError(401, "InvalidAuthenticationToken", str(sign_in_failed(auth, error)))
+    detail = error.error
+    code = str(getattr(detail, "code", None) or error.reason or type(error).__name__)
+    message = _first_line(str(getattr(detail, "message", None) or error.message or error))
+    if status == 403:
+        message += "; grant the scanning identity Log Analytics Reader on this workspace"
+    timed_out = status == 504
+    codes, messages = _error_parts(detail)
+    if timed_out:
+        message += " (the query ran longer than the server timeout)"
+    return LogsError(status, code, message,
+                     over_limits=timed_out or _names_a_limit([*codes, *messages]))
+
+
+def _no_response(error: AzureError) -> LogsError:
+    message = _first_line(str(error))
+    if "CERTIFICATE_VERIFY_FAILED" in message:
+        message += ("; the endpoint's certificate is not trusted: for a TLS-inspecting proxy or "
+                    "a private endpoint, set REQUESTS_CA_BUNDLE to its CA file")
+    return LogsError(None, type(error).__name__, message)
+
+
+def _partial(error: Any, rows: int) -> LogsError:
+    """A partial result: the service stopped part way; say why, with the innermost message."""
+    codes, messages = _error_parts(error)
+    code = str(getattr(error, "code", None) or "PartialError")
+    message = _first_line(messages[-1]) if messages else "the service returned a partial result"
+    return LogsError(200, code, f"{message.rstrip('.')} ({rows} partial rows were not kept)",
+                     over_limits=_names_a_limit([*codes, *messages]))
+
+
+def _error_parts(error: Any) -> tuple[list[str], list[str]]:
+    """Every code and every message in an error, its inner errors and details, outermost first."""
+    codes: list[str] = []
+    messages: list[str] = []
+
+    def walk(item: Any, depth: int) -> None:
+        if item is None or depth > 8:
+            return
+        if isinstance(item, Mapping):
+            code, message = item.get("code"), item.get("message")
+            inner, details = item.get("innererror"), item.get("details")
+        else:
+            code, message = getattr(item, "code", None), getattr(item, "message", None)
+            inner, details = getattr(item, "innererror", None), getattr(item, "details", None)
+        if isinstance(code, str) and code:
+            codes.append(code)
+        if isinstance(message, str) and message:
+            messages.append(message)
+        walk(inner, depth + 1)
+        for detail in details if isinstance(details, list) else []:
+            walk(detail, depth + 1)
+
+    walk(error, 0)
+    return codes, messages
+
+
+def _names_a_limit(parts: Sequence[str]) -> bool:
+    text = " ".join(parts).lower()
+    return any(marker in text for marker in _LIMIT_MARKERS)
+
+
+def _first_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    first = lines[0] if lines else text
+    return first if len(first) <= 500 else first[:497] + "..."
+
+
+# --- the client --------------------------------------------------------------------------------
+
+class LogsRetryPolicy(PacedRetryPolicy):
+    """azure-core's retries, paced by the Throttle, but never for 504: a query that timed out
+    would time out again; the window is split instead."""
+
+    def is_retry(self, settings: dict[str, Any], response: Any) -> bool:
+        if response.http_response.status_code == 504:
+            return False
+        return bool(super().is_retry(settings, response))
+
+
+def open_client(credential: TokenCredential, endpoints: Endpoints, settings: AzureSettings,
+                throttle: Throttle) -> LogsQueryClient:
+    """The SDK client at the chosen endpoint, asking tokens for the cloud's Log Analytics
+    audience (not the endpoint's address)."""
+    return LogsQueryClient(
+        credential,
+        endpoint=endpoints.log_analytics,
+        audience=endpoints.cloud.log_analytics_audience,
+        retry_policy=LogsRetryPolicy(throttle, settings.max_retries,
+                                     settings.max_retry_wait_seconds),
+    )
+
+
+# --- one workspace -----------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class WindowFailure:
+    start: datetime
+    end: datetime
+    reason: str
+
+    def describe(self) -> str:
+        return f"{self.start.isoformat()} to {self.end.isoformat()}: {self.reason}"
+
+
+@dataclass(slots=True)
+class WorkspaceResult:
+    """What one workspace answered over the whole window, and what it could not answer."""
+
+    workspace: str
+    jobs: list[HistoryJob]
+    records: dict[tuple[str, str, str], ExecutionRecord] = field(default_factory=dict)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    windows: list[tuple[datetime, datetime]] = field(default_factory=list)
+    failures: list[WindowFailure] = field(default_factory=list)
+    requests: int = 0
+    splits: int = 0
+    result_rows: int = 0
+    merged: int = 0
+    unnamed_events: int = 0
+    unattributed: list[str] = field(default_factory=list)
+    out_of_scope: int = 0
+
+    def add(self, record: ExecutionRecord) -> None:
+        self.result_rows += 1
+        if not record.name:  # the query's count of a job's events that name no execution
+            self.unnamed_events += record.events
+            return
+        key = (record.job, record.environment, record.name)
+        if key in self.records:
+            self.records[key].merge(record)
+            self.merged += 1
+        else:
+            self.records[key] = record
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "workspace": self.workspace,
+            "jobs": sorted(j.id for j in self.jobs),
+            "requests": self.requests,
+            "splits": self.splits,
+            "windows_read": [[s.isoformat(), e.isoformat()] for s, e in sorted(self.windows)],
+            "result_rows": self.result_rows,
+            "executions": len(self.rows),
+            "merged_across_windows": self.merged,
+            "events_naming_no_execution": self.unnamed_events,
+            "unattributed_executions": sorted(self.unattributed),
+            "rows_outside_scope": self.out_of_scope,
+            "failed_windows": [f.describe() for f in self.failures],
+        }
+
+
+class LogAnalytics:
+    """Runs the executions query through one client; translates every SDK error where the call
+    is made."""
+
+    def __init__(self, client: LogsQueryClient, azure: AzureSettings, history: HistorySettings,
+                 throttle: Throttle, *, split_budget: int = SPLIT_BUDGET,
+                 min_window: timedelta = MIN_WINDOW) -> None:
+        self._client, self._throttle = client, throttle
+        self._auth = azure.auth
+        self._max_retries = azure.max_retries
+        self._max_rows = history.max_rows_per_query
+        self._timeout = history.server_timeout_seconds
+        self._split_budget = split_budget
+        self._min_window = min_window
+
+    def read(self, workspace: str, jobs: Sequence[HistoryJob], query: Query, since: datetime,
+             until: datetime) -> WorkspaceResult:
+        """The executions of `jobs` in [since, until), halving windows that are too big."""
+        result = WorkspaceResult(workspace, list(jobs))
+        text = with_parameters(query, (j.name for j in jobs),
+                               (j.environment_name or "" for j in jobs))
+        pending = [(since, until)]
+        budget = self._split_budget
+        while pending:
+            start, end = pending.pop()
+            try:
+                records = self._window(workspace, text, start, end, result)
+            except LogsError as e:
+                if e.over_limits and end - start >= 2 * self._min_window and budget >= 2:
+                    budget -= 2
+                    result.splits += 1
+                    middle = start + (end - start) / 2
+                    log.info("workspace %s: %s; splitting %s..%s", workspace, e.reason,
+                             start, end)
+                    pending += [(middle, end), (start, middle)]
+                    continue
+                result.failures.append(WindowFailure(start, end, self._failure_reason(e, budget)))
+                continue
+            result.windows.append((start, end))
+            for record in records:
+                result.add(record)
+        result.rows = self._rows(result)
+        log.debug("workspace %s: %d requests, %d splits, %d executions, %d failed windows",
+                  workspace, result.requests, result.splits, len(result.rows),
+                  len(result.failures))
+        return result
+
+    def _failure_reason(self, error: LogsError, budget: int) -> str:
+        if error.over_limits and budget < 2:
+            return (f"{error.reason}; the window was already split {self._split_budget // 2} "
+                    f"times, the most allowed")
+        if error.over_limits:
+            return f"{error.reason}; the window is too short to split further"
+        return error.reason
+
+    def _window(self, workspace: str, text: str, start: datetime, end: datetime,
+                result: WorkspaceResult) -> list[ExecutionRecord]:
+        """One window, retried here when the service throttles without saying how long."""
+        attempt = 0
+        while True:
+            self._throttle.wait_turn()
+            result.requests += 1
+            try:
+                response = self._client.query_workspace(
+                    workspace, text, timespan=(start, end), server_timeout=self._timeout,
+                    read_timeout=self._timeout + READ_TIMEOUT_MARGIN_SECONDS)
+            except HttpResponseError as e:
+                if e.status_code == 429 and not _retry_after(e) and attempt < self._max_retries:
+                    self._throttle.back_off(attempt)
+                    attempt += 1
+                    continue
+                raise _from_http_error(e, self._auth) from e
+            except AzureError as e:  # no response at all: connection, TLS, timeout
+                raise _no_response(e) from e
+            if response.status == LogsQueryStatus.PARTIAL:
+                tables = getattr(response, "partial_data", None) or []
+                raise _partial(getattr(response, "partial_error", None),
+                               sum(len(t.rows) for t in tables))
+            records = _records(getattr(response, "tables", None) or [])
+            if len(records) >= self._max_rows:
+                raise LogsError(200, "RowLimit",
+                                f"the result holds {len(records)} rows, the most one query may "
+                                f"return ([history] max_rows_per_query), so rows may be missing",
+                                over_limits=True)
+            return records
+
+    def _rows(self, result: WorkspaceResult) -> list[dict[str, Any]]:
+        """Each merged execution as a resource of the job it belongs to."""
+        owned: dict[str, tuple[HistoryJob, ExecutionRecord]] = {}
+        for (name, environment, execution), record in sorted(result.records.items()):
+            candidates = _owners(result.jobs, name, environment)
+            if not candidates:  # a replacement query that does not filter to the scope
+                result.out_of_scope += 1
+                continue
+            if len(candidates) > 1:
+                result.unattributed.append(f"{name}/{execution}")
+                continue
+            key = f"{candidates[0].id}/{execution}".lower()
+            if key in owned:  # logged under two environment names (e.g. both table families)
+                owned[key][1].merge(record)
+                result.merged += 1
+            else:
+                owned[key] = (candidates[0], record)
+        rows = [record.row(job, result.workspace) for job, record in owned.values()]
+        return sorted(rows, key=lambda r: str(r["id"]).lower())
+
+
+def _owners(jobs: Sequence[HistoryJob], name: str, environment: str) -> list[HistoryJob]:
+    """The jobs in scope a row may belong to: those of its name, narrowed by the logged
+    environment name when that is one of theirs (logs may name environments otherwise)."""
+    named = [j for j in jobs if j.name.lower() == name]
+    known = {(j.environment_name or "").lower() for j in jobs}
+    if environment and environment in known:
+        return [j for j in named if (j.environment_name or "").lower() == environment]
+    return named
+
+
+def _retry_after(error: HttpResponseError) -> str | None:
+    headers = getattr(error.response, "headers", None)
+    return headers.get("Retry-After") if headers is not None else None
+
+
+# --- the result contract -----------------------------------------------------------------------
+
+def _records(tables: Sequence[LogsTable]) -> list[ExecutionRecord]:
+    """The first table's rows, held to the contract in executions.kql."""
+    if not tables:
+        raise LogsError(200, "UnexpectedResult", "the response holds no result table")
+    table = tables[0]
+    columns = list(table.columns)
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    if missing:
+        raise LogsError(200, "UnexpectedResult",
+                        f"the query's result has no column {', '.join(missing)}; a replacement "
+                        f"query ([history] query) must keep the result contract of {QUERY_FILE}")
+    index = {name: i for i, name in enumerate(columns)}
+
+    def value(row: Any, column: str) -> Any:
+        return row[index[column]] if column in index else None
+
+    records = []
+    for row in table.rows:
+        status = _text(value(row, "Status")) or "Unknown"
+        records.append(ExecutionRecord(
+            job=_text(value(row, "JobName")).lower(),
+            environment=_text(value(row, "EnvironmentName")).lower(),
+            name=_text(value(row, "ExecutionName")),
+            start=_time(value(row, "StartTime")),
+            end=_time(value(row, "EndTime")),
+            status=status if status in STATUS_RANK else "Unknown",
+            reason=_text(value(row, "Reason")),
+            events=_count(value(row, "Events")),
+            reasons=_reasons(value(row, "Reasons")),
+        ))
+    return records
+
+
+def _text(value: Any) -> str:
+    return str(value).strip() if value is not None else ""
+
+
+def _time(value: Any) -> datetime | None:
+    """Datetime columns arrive as datetime; a string (a replacement query's) is parsed."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, str) and value.strip():
+        try:
+            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return None
+
+
+def _count(value: Any) -> int:
+    try:
+        return int(value) if value is not None else 0
+    except (TypeError, ValueError):
+        return 0
+
+
+def _reasons(value: Any) -> list[str]:
+    """A dynamic column arrives as a JSON string (`["Completed", ...]`); a list is taken as is."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else []
+        except json.JSONDecodeError:
+            return [value]
+    if isinstance(value, list):
+        return sorted({str(v) for v in value if v not in (None, "")})
+    return []

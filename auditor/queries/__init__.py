@@ -1,0 +1,1 @@
+"""KQL queries shipped with auditor (package data: `*.kql`)."""

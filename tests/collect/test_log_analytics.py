@@ -1,0 +1,385 @@
+"""Execution history from Log Analytics: the real LogsQueryClient against the loopback service.
+
+The stand-in runs no KQL: each workspace answers canned rows in the executions query's result
+contract, or a partial result, or an error, possibly depending on the timespan asked for. These
+tests hold what auditor does with each answer: rows become execution resources of the right job,
+anything missing becomes a Gap naming the workspace, and a result too big for the service is asked
+for again in halves, merged without duplicates.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from auditor.collect.history import HistoryRequest
+from auditor.collect.live import collect
+from auditor.coverage import Coverage
+from auditor.errors import InputError
+from auditor.normalize import normalize
+from auditor.settings import load_settings
+from auditor.snapshot import EXECUTIONS, read_snapshot
+from tests.azure_server import (
+    RESULT_TOO_LARGE,
+    AzureServer,
+    LogsQuery,
+    Reply,
+    environment_row,
+    execution_log_row,
+    job_row,
+    logs_error,
+    logs_partial,
+    logs_tables,
+)
+from tests.collect.helpers import SUB_A, FakeTime, azure_settings, collection_record, written
+
+SINCE = datetime(2025, 5, 1, tzinfo=UTC)
+UNTIL = datetime(2025, 5, 31, tzinfo=UTC)
+WS = "f0e1d2c3-0000-4000-8000-000000000001"
+WS_B = "f0e1d2c3-0000-4000-8000-0000000000b2"
+LA_FILE = "executions-log-analytics"
+SOURCE = "Log Analytics executions"
+
+RunHistory = Callable[..., Coverage]
+
+
+@pytest.fixture
+def estate(azure: AzureServer) -> dict[str, str]:
+    """Two jobs in one environment whose logs go to workspace WS; returns job ids by name."""
+    graph = azure.resource_graph
+    graph.add_subscription(SUB_A)
+    jobs = [job_row(SUB_A, "nightly"), job_row(SUB_A, "hourly")]
+    graph.add("resources", *jobs, environment_row(SUB_A, workspace=WS))
+    return {j["name"]: j["id"] for j in jobs}
+
+
+@pytest.fixture
+def run_history(fake_time: FakeTime, snapshot_dir: Path) -> RunHistory:
+    """collect() with history over [SINCE, UNTIL); keyword arguments change [history] settings,
+    `azure=` a dict of [azure] changes."""
+
+    def run(azure: dict[str, Any] | None = None, **history: Any) -> Coverage:
+        settings = load_settings().history.model_copy(update=history)
+        return collect(azure_settings(subscriptions=[SUB_A], **(azure or {})), snapshot_dir,
+                       sleep=fake_time.sleep, clock=fake_time.clock,
+                       history=HistoryRequest(settings, SINCE, UNTIL))
+
+    return run
+
+
+def _gaps(coverage: Coverage, source: str = SOURCE) -> list[tuple[str, str]]:
+    return [(g.scope, g.reason) for g in coverage.gaps if g.source == source]
+
+
+def _spans(azure: AzureServer) -> list[tuple[datetime | None, datetime | None]]:
+    return [(q.start, q.end) for q in azure.log_analytics.queries]
+
+
+def test_rows_become_executions_of_their_jobs_with_status_times_and_reason(
+        azure: AzureServer, estate: dict[str, str], run_history: RunHistory,
+        snapshot_dir: Path) -> None:
+    azure.log_analytics.answer(WS, [
+        execution_log_row("hourly", "hourly-k2j4h1a", "2025-05-10T01:00:02Z",
+                          "2025-05-10T01:31:40Z", status="Failed", reason="DeadlineExceeded"),
+        execution_log_row("nightly", "nightly-29120411", "2025-05-10T02:00:01Z",
+                          "2025-05-10T02:07:44Z"),
+        execution_log_row("nightly", "nightly-29121851", "2025-05-30T23:59:01Z",
+                          "2025-05-30T23:59:30Z", status="Running"),
+    ])
+
+    coverage = run_history()
+
+    assert coverage.complete
+    rows = {r["name"]: r for r in written(snapshot_dir, LA_FILE)}
+    assert rows["nightly-29120411"] == {
+        "id": f"{estate['nightly']}/executions/nightly-29120411",
+        "name": "nightly-29120411",
+        "type": "Microsoft.App/jobs/executions",
+        "resourceGroup": "rg-jobs",
+        "properties": {"status": "Succeeded", "startTime": "2025-05-10T02:00:01+00:00",
+                       "endTime": "2025-05-10T02:07:44+00:00", "reason": None},
+        "logAnalytics": {"workspace": WS, "firstEvent": "2025-05-10T02:00:01+00:00",
+                         "lastEvent": "2025-05-10T02:07:44+00:00", "events": 4,
+                         "reasons": ["Completed", "SuccessfulCreate"]},
+    }
+    failed = rows["hourly-k2j4h1a"]["properties"]
+    assert (failed["status"], failed["reason"]) == ("Failed", "DeadlineExceeded")
+    running = rows["nightly-29121851"]["properties"]
+    assert (running["status"], running["endTime"]) == ("Running", None)  # no end was logged
+
+    estate_read = normalize(read_snapshot(snapshot_dir))
+    by_name = {e.name: e for e in estate_read.executions}
+    assert by_name["hourly-k2j4h1a"].job_id == estate["hourly"]
+    assert by_name["nightly-29120411"].job_id == estate["nightly"]
+    assert by_name["nightly-29120411"].start_time == datetime(2025, 5, 10, 2, 0, 1, tzinfo=UTC)
+    assert len(read_snapshot(snapshot_dir).items[EXECUTIONS]) == 3
+
+    history = collection_record(snapshot_dir)["history"]
+    assert history["sources"] == {estate["hourly"]: "log-analytics",
+                                  estate["nightly"]: "log-analytics"}
+    assert history["window"] == {"since": SINCE.isoformat(), "until": UNTIL.isoformat()}
+    assert any("not proof" in c for c in history["caveats"])
+    assert history["log_analytics"]["token_audience"] == "https://api.loganalytics.io"
+    assert (f"Log Analytics workspace {WS}", SOURCE, 3) in [
+        (r.scope, r.source, r.rows) for r in coverage.reads]
+
+
+def test_sends_one_read_only_query_per_workspace_naming_the_jobs_window_and_timeout(
+        azure: AzureServer, estate: dict[str, str], run_history: RunHistory) -> None:
+    run_history()
+
+    [query] = azure.log_analytics.queries
+    assert query.workspace == WS
+    first, second, rest = query.query.split("\n", 2)
+    assert first == 'let AuditorJobs = dynamic(["hourly", "nightly"]);'
+    assert second == 'let AuditorEnvironments = dynamic(["env"]);'
+    kql = rest
+    assert "union isfuzzy=true" in kql and "ContainerAppSystemLogs_CL" in kql
+    assert 'column_ifexists("ExecutionName_s"' in kql and 'column_ifexists("JobName"' in kql
+    assert "summarize" in kql and "| where JobName in (AuditorJobs)\n| extend" in kql
+    assert (query.start, query.end) == (SINCE, UNTIL)
+    assert query.prefer == "wait=600"
+    methods = {(r.method, r.path.split("/")[1]) for r in azure.requests}
+    assert methods == {("POST", "providers"), ("POST", "v1")}
+    assert azure.az is not None
+    assert "https://api.loganalytics.io" in azure.az.resources_asked()
+
+
+def test_a_partial_result_is_a_gap_naming_the_workspace_and_keeps_no_rows(
+        azure: AzureServer, estate: dict[str, str], run_history: RunHistory,
+        snapshot_dir: Path) -> None:
+    azure.log_analytics.script(WS, lambda q: logs_partial(
+        [execution_log_row("nightly", "nightly-1", "2025-05-10T02:00:01Z",
+                           "2025-05-10T02:07:44Z")],
+        "Partial query failure: Query execution was cancelled on one of the cluster nodes",
+        code="-2133196794"))
+
+    coverage = run_history()
+
+    assert not coverage.complete
+    [(scope, reason)] = _gaps(coverage)
+    assert scope == f"Log Analytics workspace {WS}"
+    assert "PartialError (HTTP 200)" in reason and "cancelled" in reason
+    assert "1 partial rows were not kept" in reason
+    assert "2025-05-01T00:00:00+00:00 to 2025-05-31T00:00:00+00:00 was not read" in reason
+    assert len(azure.log_analytics.queries) == 1  # not a limit: halving would not help
+    assert written(snapshot_dir, LA_FILE) == []
+    history = collection_record(snapshot_dir)["history"]
+    assert set(history["sources"].values()) == {"none"}
+    assert collection_record(snapshot_dir)["coverage"]["complete"] is False
+
+
+@pytest.mark.parametrize(("reply", "expected"), [
+    (logs_error(403, "InsufficientAccessError",
+                "The provided credentials have insufficient access to perform the requested "
+                "operation"), "InsufficientAccessError (HTTP 403)"),
+    (logs_error(500, "InternalServerError", "An internal error occurred"),
+     "InternalServerError (HTTP 500)"),
+    (logs_error(400, "BadArgumentError", "The request had some invalid properties",
+                "'where' operator: Failed to resolve column named 'JobName'"),
+     "BadArgumentError (HTTP 400)"),
+])
+def test_a_workspace_that_fails_is_a_gap_and_the_other_workspaces_are_still_read(
+        azure: AzureServer, estate: dict[str, str], run_history: RunHistory,
+        snapshot_dir: Path, fake_time: FakeTime, reply: Reply, expected: str) -> None:
+    other = job_row(SUB_A, "weekly", group="rg-other")
+    azure.resource_graph.add("resources", other,
+                             environment_row(SUB_A, "rg-other", workspace=WS_B))
+    azure.log_analytics.script(WS, lambda q: reply)
+    azure.log_analytics.answer(WS_B, [execution_log_row("weekly", "weekly-1",
+                                                        "2025-05-04T03:00:00Z",
+                                                        "2025-05-04T03:10:00Z")])
+
+    coverage = run_history(azure={"max_retries": 2})
+
+    [(scope, reason)] = _gaps(coverage)
+    assert scope == f"Log Analytics workspace {WS}"
+    assert expected in reason
+    assert estate["nightly"] in reason and estate["hourly"] in reason
+    assert ("Log Analytics Reader" in reason) == ("403" in expected)
+    tries = sum(1 for q in azure.log_analytics.queries if q.workspace == WS)
+    retried = "500" in expected  # a 500 is retried (waiting on the fake clock); 400, 403 are not
+    assert tries == (3 if retried else 1)
+    assert bool(fake_time.sleeps) == retried
+    assert [r["id"] for r in written(snapshot_dir, LA_FILE)] == [
+        f"{other['id']}/executions/weekly-1"]
+    sources = collection_record(snapshot_dir)["history"]["sources"]
+    assert sources == {estate["hourly"]: "none", estate["nightly"]: "none",
+                       other["id"]: "log-analytics"}
+
+
+def _halves(rows_by_half: dict[str, list[list[Any]]],
+            too_big: Callable[[LogsQuery], Reply | None]) -> Callable[[LogsQuery], Reply]:
+    """A workspace whose full window is too big; each half answers its own rows."""
+    middle = SINCE + (UNTIL - SINCE) / 2
+
+    def answer(query: LogsQuery) -> Reply:
+        assert query.start is not None and query.end is not None
+        if query.end - query.start > timedelta(days=16):
+            refusal = too_big(query)
+            if refusal is not None:
+                return refusal
+        half = "first" if query.end <= middle else "second"
+        return Reply(200, logs_tables(rows_by_half[half]))
+
+    return answer
+
+
+SPLIT_ROWS = {
+    # nightly-3 runs across the middle of the window (May 16, 00:00): each half sees part of it.
+    "first": [
+        execution_log_row("nightly", "nightly-1", "2025-05-02T02:00:00Z", "2025-05-02T02:09:00Z"),
+        execution_log_row("nightly", "nightly-3", "2025-05-15T23:50:00Z", "2025-05-15T23:59:59Z",
+                          status="Running", events=2),
+    ],
+    "second": [
+        execution_log_row("hourly", "hourly-9", "2025-05-20T01:00:00Z", "2025-05-20T01:05:00Z",
+                          status="Failed", reason="BackoffLimitExceeded"),
+        execution_log_row("nightly", "nightly-3", "2025-05-16T00:00:00Z", "2025-05-16T00:20:00Z",
+                          events=3, reasons=["Completed"]),
+    ],
+}
+
+
+@pytest.mark.parametrize("refusal", ["limit", "timeout", "row cap"])
+def test_a_result_over_the_limits_is_split_into_halves_and_merged_without_duplicates(
+        azure: AzureServer, estate: dict[str, str], run_history: RunHistory,
+        snapshot_dir: Path, refusal: str) -> None:
+    refusals: dict[str, Callable[[LogsQuery], Reply | None]] = {
+        "limit": lambda q: logs_partial(SPLIT_ROWS["first"], RESULT_TOO_LARGE),
+        "timeout": lambda q: logs_error(504, "GatewayTimeout",
+                                        "The query took too long to complete"),
+        "row cap": lambda q: Reply(200, logs_tables(SPLIT_ROWS["first"] + SPLIT_ROWS["second"])),
+    }
+    azure.log_analytics.script(WS, _halves(SPLIT_ROWS, refusals[refusal]))
+    max_rows = 4 if refusal == "row cap" else 500_000
+
+    coverage = run_history(max_rows_per_query=max_rows)
+
+    assert coverage.complete, coverage.gaps
+    middle = SINCE + (UNTIL - SINCE) / 2
+    assert _spans(azure) == [(SINCE, UNTIL), (SINCE, middle), (middle, UNTIL)]
+    rows = written(snapshot_dir, LA_FILE)
+    names = [r["name"] for r in rows]
+    assert sorted(names) == ["hourly-9", "nightly-1", "nightly-3"]  # none twice
+    crossing = next(r for r in rows if r["name"] == "nightly-3")
+    assert crossing["properties"] == {"status": "Succeeded",
+                                      "startTime": "2025-05-15T23:50:00+00:00",
+                                      "endTime": "2025-05-16T00:20:00+00:00", "reason": None}
+    assert crossing["logAnalytics"]["events"] == 5
+    assert crossing["logAnalytics"]["reasons"] == ["Completed", "SuccessfulCreate"]
+    summary = collection_record(snapshot_dir)["history"]["log_analytics"]["workspaces"][WS]
+    assert (summary["requests"], summary["splits"], summary["merged_across_windows"]) == (3, 1, 1)
+    assert summary["failed_windows"] == []
+
+
+def test_splitting_stops_at_its_budget_and_the_rest_is_a_gap(
+        azure: AzureServer, estate: dict[str, str], run_history: RunHistory) -> None:
+    azure.log_analytics.script(WS, lambda q: logs_partial([], RESULT_TOO_LARGE))
+
+    coverage = run_history()
+
+    assert 1 < len(azure.log_analytics.queries) <= 1 + 64
+    gaps = _gaps(coverage)
+    assert gaps and all("E_QUERY_RESULT_SET_TOO_LARGE" in reason for _, reason in gaps)
+    assert any("split 32 times, the most allowed" in reason for _, reason in gaps)
+
+
+def test_throttling_without_retry_after_is_waited_out_on_the_injected_clock(
+        azure: AzureServer, estate: dict[str, str], run_history: RunHistory,
+        fake_time: FakeTime, snapshot_dir: Path) -> None:
+    answers = iter([logs_error(429, "ThrottledError", "Too many requests"),
+                    Reply(200, logs_tables([execution_log_row(
+                        "nightly", "nightly-1", "2025-05-02T02:00:00Z",
+                        "2025-05-02T02:09:00Z")]))])
+    azure.log_analytics.script(WS, lambda q: next(answers))
+
+    coverage = run_history()
+
+    assert coverage.complete
+    assert len(azure.log_analytics.queries) == 2
+    assert fake_time.sleeps == [1.0]
+    assert [r["name"] for r in written(snapshot_dir, LA_FILE)] == ["nightly-1"]
+
+
+def test_a_configured_query_is_sent_and_its_result_held_to_the_contract(
+        azure: AzureServer, estate: dict[str, str], run_history: RunHistory,
+        snapshot_dir: Path, tmp_path: Path) -> None:
+    custom = tmp_path / "my-executions.kql"
+    custom.write_text("ContainerAppSystemLogs_CL | take 0 // my own\n", encoding="utf-8")
+    columns = (("JobName", "string"), ("ExecutionName", "string"), ("StartTime", "datetime"),
+               ("EndTime", "datetime"), ("Status", "string"), ("Reasons", "dynamic"))
+    azure.log_analytics.answer(WS, [
+        ["NIGHTLY", "nightly-7", "2025-05-07T02:00:00Z", "2025-05-07T02:04:00Z", "Succeeded",
+         json.dumps(["Completed", "SuccessfulCreate", "Pulled"])],
+        ["someone-else", "someone-else-1", "2025-05-07T02:00:00Z", "2025-05-07T02:04:00Z",
+         "Succeeded", "[]"],
+    ], columns)
+
+    coverage = run_history(query=str(custom))
+
+    assert coverage.complete
+    [query] = azure.log_analytics.queries
+    assert query.query.endswith("ContainerAppSystemLogs_CL | take 0 // my own\n")
+    [row] = written(snapshot_dir, LA_FILE)
+    assert row["id"] == f"{estate['nightly']}/executions/nightly-7"
+    assert row["logAnalytics"]["reasons"] == ["Completed", "Pulled", "SuccessfulCreate"]
+    history = collection_record(snapshot_dir)["history"]
+    assert history["log_analytics"]["query_source"] == str(custom)
+    assert history["log_analytics"]["workspaces"][WS]["rows_outside_scope"] == 1
+
+
+def test_a_result_that_breaks_the_contract_is_a_gap_not_an_empty_history(
+        azure: AzureServer, estate: dict[str, str], run_history: RunHistory) -> None:
+    azure.log_analytics.answer(WS, [["nightly", 3]], (("JobName", "string"), ("n", "long")))
+
+    coverage = run_history()
+
+    [(scope, reason)] = _gaps(coverage)
+    assert scope == f"Log Analytics workspace {WS}"
+    assert "no column ExecutionName, StartTime, EndTime, Status" in reason
+    assert "result contract" in reason
+
+
+def test_an_unreadable_query_file_is_an_input_error(
+        azure: AzureServer, estate: dict[str, str], run_history: RunHistory,
+        tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"history\.query"):
+        run_history(query=str(tmp_path / "missing.kql"))
+    assert azure.log_analytics.queries == []
+
+
+def test_jobs_of_one_name_sharing_a_workspace_are_told_apart_by_the_logged_environment(
+        azure: AzureServer, estate: dict[str, str], run_history: RunHistory,
+        snapshot_dir: Path) -> None:
+    environments = [environment_row(SUB_A, "rg-a", "env-a", WS),
+                    environment_row(SUB_A, "rg-b", "env-b", WS)]
+    first, second = job_row(SUB_A, "sync", group="rg-a"), job_row(SUB_A, "sync", group="rg-b")
+    for job, environment in zip((first, second), environments, strict=True):
+        job["properties"]["environmentId"] = environment["id"]
+    azure.resource_graph.add("resources", first, second, *environments)
+    azure.log_analytics.answer(WS, [
+        execution_log_row("sync", "sync-1", "2025-05-02T00:00:00Z", "2025-05-02T00:01:00Z",
+                          environment="env-a"),
+        execution_log_row("sync", "sync-2", "2025-05-02T00:00:00Z", "2025-05-02T00:01:00Z",
+                          environment="env-b"),
+        execution_log_row("sync", "sync-3", "2025-05-02T00:00:00Z", "2025-05-02T00:01:00Z",
+                          environment=""),
+        # Logs may name an environment otherwise than ARM does: a unique job name still counts.
+        execution_log_row("nightly", "nightly-5", "2025-05-02T00:00:00Z", "2025-05-02T00:01:00Z",
+                          environment="salmonmushroom-5f5c9d1a"),
+    ])
+
+    coverage = run_history()
+
+    assert sorted(r["id"] for r in written(snapshot_dir, LA_FILE)) == sorted([
+        f"{first['id']}/executions/sync-1", f"{second['id']}/executions/sync-2",
+        f"{estate['nightly']}/executions/nightly-5"])
+    [(scope, reason)] = _gaps(coverage)
+    assert scope == f"Log Analytics workspace {WS}"
+    assert "1 executions (sync/sync-3) could not be attributed to one job" in reason
