@@ -191,8 +191,9 @@ def daily_anomalies(job_cost: JobCost, start: date, end: date,
     Baseline: the median of the same weekday in earlier weeks when there are three or more of
     them (weekly seasonality), else the median of all earlier days. Days without executions
     count as zero, except for a job that runs on fewer than half of the days: its run days are
-    compared with its earlier run days, so an ordinary run is not an anomaly. A day is anomalous only above both floors and, when the baseline varies
-    (MAD > 0), above the robust z threshold: flat series and pennies never alert.
+    compared with its earlier run days, so an ordinary run is not an anomaly. A day is anomalous
+    only above both floors and, when the baseline varies (MAD > 0), above the robust z
+    threshold: flat series and pennies never alert.
     Returns None when the job has too little history to judge (a new job).
     """
     daily = job_cost.daily()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from auditor.results import ScanReport
+from reports.html_report import write_html
 from reports.json_report import write_findings_json
 from reports.manifest import write_manifest
 from reports.markdown import write_markdown
@@ -12,7 +13,8 @@ from reports.workbook import write_workbook
 
 
 def write_all(report: ScanReport, folder: Path) -> list[Path]:
-    """Write findings.json, report.md and report.xlsx, then the manifest that hashes them all.
+    """Write findings.json, report.md, report.xlsx and report.html, then the manifest that
+    hashes them all.
 
     `folder` is the scan's staging folder and already holds the `snapshot/` evidence.
     """
@@ -20,5 +22,6 @@ def write_all(report: ScanReport, folder: Path) -> list[Path]:
         write_findings_json(report, folder),
         write_markdown(report, folder),
         write_workbook(report, folder),
+        write_html(report, folder),
     ]
     return [*written, write_manifest(report, folder)]
