@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
+from auditor.actual_cost import ActualCosts
 from auditor.model import Estate, Execution, Job
 
 CONSUMPTION = "consumption-meter"
@@ -42,9 +43,14 @@ class ExecutionCost:
     seconds: float  # wall time
     vcpu_seconds: float
     gib_seconds: float
-    cost: float
+    vcpu_cost: float
+    gib_cost: float
     method: str  # CONSUMPTION or ALLOCATION
     unfinished: bool  # still running at the cut-off: counted up to it
+
+    @property
+    def cost(self) -> float:
+        return self.vcpu_cost + self.gib_cost
 
 
 @dataclass(slots=True)
@@ -109,7 +115,7 @@ def execution_cost(job: Job, execution: Execution, rates: Rates,
     return ExecutionCost(
         job_id=job.id, execution=execution.name, day=execution.start_time.date(),
         seconds=wall, vcpu_seconds=vcpu, gib_seconds=gib,
-        cost=vcpu * rates.vcpu_second + gib * rates.gib_second,
+        vcpu_cost=vcpu * rates.vcpu_second, gib_cost=gib * rates.gib_second,
         method=ALLOCATION if dedicated else CONSUMPTION,
         unfinished=execution.end_time is None)
 
@@ -270,6 +276,7 @@ class CostView:
     currency: str
     anomaly: AnomalyPolicy
     rate_sources: Mapping[str, str] = field(default_factory=dict)  # job id -> rates used
+    actual: ActualCosts | None = None  # from a Cost Management export, when given
 
     def of(self, job: Job) -> JobCost | None:
         return self.jobs.get(job.id.lower())

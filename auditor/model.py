@@ -206,6 +206,48 @@ class RoleDefinition:
     source: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class PropertyChange:
+    """One property of a change record, with values that are safe to show.
+
+    `before`/`after` are None when the property did not exist on that side. Values under
+    sensitive paths (env, secrets, args, command, scale-rule metadata) and values that look like
+    credentials are already masked (`auditor.changes`), so no report can print a secret that a
+    change record carried.
+    """
+
+    path: str
+    before: str | None
+    after: str | None
+    property_change_type: str | None = None  # Insert, Update, Remove
+    change_category: str | None = None  # User, System
+    masked: bool = False  # a value (or part of the path) was masked
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One Resource Graph `resourcechanges` record of a job (Azure keeps 14 days of them)."""
+
+    id: str | None
+    resource_id: str
+    subscription_id: str | None
+    resource_group: str | None
+    change_type: str | None  # Create, Update, Delete
+    timestamp: datetime | None
+    changed_by: str | None  # an e-mail address, an application id, or "System"
+    changed_by_type: str | None  # User, Application, System...
+    client_type: str | None  # "Azure Portal", "ARM Template", "Unspecified"...
+    operation: str | None  # the permission used, e.g. Microsoft.App/jobs/write
+    correlation_id: str | None
+    changes_count: int | None
+    property_changes: tuple[PropertyChange, ...] = ()
+    source: str = ""
+
+    @property
+    def resource_name(self) -> str:
+        return self.resource_id.rstrip("/").rsplit("/", 1)[-1]
+
+
 def _empty_mapping() -> Mapping[str, str]:
     return MappingProxyType({})
 
@@ -223,6 +265,8 @@ class Estate:
     executions_by_job: Mapping[str, tuple[Execution, ...]] = field(default_factory=_empty_mapping)  # type: ignore[arg-type]
     # Lower-cased job id -> where its execution history came from ("log-analytics", ...).
     history_sources: Mapping[str, str] = field(default_factory=_empty_mapping)
+    # Resource Graph change records of jobs, oldest first (auditor.changes).
+    changes: tuple[Change, ...] = ()
 
     def environment_of(self, job: Job) -> Environment | None:
         return self.environments.get((job.environment_id or "").lower())

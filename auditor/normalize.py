@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, TypeVar
 
+from auditor.changes import changes_from
 from auditor.model import (
     Container,
     Environment,
@@ -31,6 +32,7 @@ from auditor.model import (
     UserAssignedIdentity,
 )
 from auditor.snapshot import (
+    CHANGES,
     ENVIRONMENTS,
     EXECUTIONS,
     JOBS,
@@ -80,6 +82,7 @@ def normalize(snapshot: RawSnapshot) -> Estate:
         history_sources=MappingProxyType({
             str(k).lower(): str(v) for k, v in sources.items()} if isinstance(sources, dict)
             else {}),
+        changes=changes_from(snapshot.items[CHANGES]),
     )
 
 

@@ -78,7 +78,7 @@ def load_rate_book(settings: CostSettings) -> RateBook:
                             "gib_second": float(v["gib_second"])}
                    for k, v in document["regions"].items()}
         return RateBook(settings, regions, str(document["currency"]), str(document["fetched"]))
-    except (ValueError, KeyError, TypeError) as e:
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise InputError(str(path), f"prices file is malformed ({e!r})",
                          "run `auditor prices update` again or delete the file") from e
 

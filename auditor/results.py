@@ -14,6 +14,7 @@ from auditor.model import Estate, Job
 from auditor.settings import Settings
 
 if TYPE_CHECKING:
+    from auditor.history import History
     from auditor.waivers import Waiver, WaiverReview
 
 # Statuses that are reported as findings: everything an auditor must look at.
@@ -61,6 +62,8 @@ class ScanReport:
     results: tuple[Result, ...]
     waivers: tuple[WaiverReview, ...] = ()
     cost: CostView | None = None
+    # What the history store says of this scan's findings; None when no store is kept.
+    history: History | None = None
 
     @property
     def complete(self) -> bool:

@@ -6,11 +6,11 @@ snapshot: live and offline scans share every step after collection.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from importlib.resources import as_file, files
 from pathlib import Path
@@ -18,14 +18,18 @@ from pathlib import Path
 import checks
 import reports
 from auditor import __version__
+from auditor.actual_cost import load_actual_costs
 from auditor.engine import active_checks, evaluate
+from auditor.history import HistoryStore
 from auditor.normalize import normalize
 from auditor.output import discard, publish, staging_folder
 from auditor.pricing import price
+from auditor.reproducible import scan_id
 from auditor.results import ScanInfo, ScanReport
 from auditor.settings import Settings
 from auditor.snapshot import RawSnapshot, read_snapshot
 from auditor.waivers import Waiver, apply_waivers, load_waivers
+from reports.manifest import FILE_NAME as MANIFEST_FILE
 
 SNAPSHOT_DIR = "snapshot"
 SAMPLE_WAIVERS = "waivers.toml"
@@ -40,8 +44,10 @@ class ScanRequest:
     snapshot: Path | None = None
     as_of: datetime | None = None
     waivers: Path | None = None
+    actual_cost: tuple[Path, ...] = ()  # Cost Management or FOCUS exports to reconcile with
     since: datetime | None = None  # execution-history window (live scans); see history_window
     until: datetime | None = None
+    history: Path | None = None  # the history store (auditor.history); None keeps no history
 
 
 def _no_progress(stage: str) -> None:
@@ -53,8 +59,15 @@ def run_scan(
     *,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     progress: Stage = _no_progress,
+    tool_version: str = __version__,
 ) -> ScanReport:
-    """Run the whole scan and publish its reports into `request.out`; return what was found."""
+    """Run the whole scan and publish its reports into `request.out`; return what was found.
+
+    With `request.history`, findings are compared with the store before the reports are written
+    and the scan is recorded after they are published. The scan id derives from the input and
+    `clock()` (see auditor.reproducible): inject `clock` and `tool_version` for byte-identical
+    reports.
+    """
     started = clock()
     catalogue = checks.catalogue()
     waivers = _waivers(request, [c.id for c in catalogue])
@@ -71,29 +84,42 @@ def run_scan(
         progress("evaluate")
         active = active_checks(catalogue, request.settings)
         as_of = request.as_of or started
-        cost = price(estate, request.settings.cost, *_cost_window(raw, request, as_of))
+        since, until = _cost_window(raw, request, as_of)
+        cost = price(estate, request.settings.cost, since, until)
+        if request.actual_cost:
+            cost = replace(cost, actual=load_actual_costs(request.actual_cost, since, until))
         results, reviews = apply_waivers(
             evaluate(estate, active, request.settings.policy, as_of, cost), waivers, as_of)
         info = ScanInfo(
-            id=str(uuid.uuid4()),
+            id=scan_id(tool_version=tool_version, settings_digest=request.settings.digest(),
+                       source=request.source, scope=scope, as_of=as_of, started=started,
+                       waivers=(w.to_dict() for w in waivers), evidence=evidence),
             started=started,
             finished=clock(),
             as_of=as_of,
             source=request.source,
             source_detail=str(request.snapshot) if request.snapshot else request.source,
-            tool_version=__version__,
+            tool_version=tool_version,
             scope=scope,
             snapshot_files=tuple(raw.files),
             other_types=dict(sorted(raw.other_types.items())),
         )
         report = ScanReport(info, request.settings, raw.coverage, active, estate, results,
                             reviews, cost=cost)
+        if request.history is not None:
+            with HistoryStore(request.history) as store:
+                report = replace(report, history=store.compare(report))
         progress("report")
         reports.write_all(report, staging)
         publish(staging, request.out)
     except BaseException:
         discard(staging)
         raise
+    if report.history is not None and request.history is not None:
+        manifest = (request.out / MANIFEST_FILE).read_bytes()
+        with HistoryStore(request.history) as store:
+            store.record(report, report.history, report_folder=request.out, recorded=clock(),
+                         manifest_sha256=hashlib.sha256(manifest).hexdigest())
     return report
 
 
@@ -150,6 +176,8 @@ def _copy_evidence(source: Path, evidence: Path) -> None:
     """Keep the input as evidence, owner-only: it holds what Azure returned."""
     evidence.mkdir(mode=0o700)
     for path in sorted(source.rglob("*.json")):
+        if not path.is_file():  # a folder named x.json: the reader skips it too
+            continue
         target = evidence / path.relative_to(source)
         target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         shutil.copyfile(path, target)

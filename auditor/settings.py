@@ -95,6 +95,9 @@ class AzureSettings(_Strict):
     resource_graph_api_version: str = Field(min_length=1)
     max_retries: int = Field(ge=0, le=50)
     max_retry_wait_seconds: float = Field(gt=0, le=3600)
+    deadline_seconds: float = Field(gt=0, le=7 * 86400)
+    connect_timeout_seconds: float = Field(gt=0, le=600)
+    read_timeout_seconds: float = Field(gt=0, le=3600)
 
 
 class HistorySettings(_Strict):
@@ -130,12 +133,20 @@ class CostSettings(_Strict):
     anomaly_z_threshold: float = Field(gt=0)
 
 
+class StoreSettings(_Strict):
+    """The history store of scans and findings (see auditor.history)."""
+
+    path: str
+    scope_name: str
+
+
 class Settings(_Strict):
     scan: ScanSettings
     policy: Policy
     azure: AzureSettings
     history: HistorySettings
     cost: CostSettings
+    store: StoreSettings
     checks: dict[str, CheckOverride]
 
     def digest(self) -> str:
@@ -196,16 +207,23 @@ def _severity(text: Any) -> Any:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    from auditor.textfile import read_text
+
+    text = read_text(path, "config file")
     try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
-    except FileNotFoundError as e:
-        raise InputError(str(path), "config file does not exist",
-                         "pass an existing TOML file") from e
-    except IsADirectoryError as e:
-        raise InputError(str(path), "config path is a folder", "pass a TOML file") from e
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise InputError(str(path), f"invalid TOML: {e}", "fix the syntax at that place") from e
+        raise InputError(str(path), f"invalid TOML: {e}", _toml_fix(text)) from e
+
+
+def _toml_fix(text: str) -> str:
+    """What to do about a file that is not TOML; YAML and JSON are the usual mix-ups."""
+    if text.lstrip().startswith("{"):
+        return "this looks like JSON: write it as TOML (see config/sample.toml)"
+    lines = [line.split("#")[0].rstrip() for line in text.splitlines()]
+    if any(line.endswith(":") or ": " in line for line in lines[:5] if line and "=" not in line):
+        return "this looks like YAML: write it as TOML, `key = value` (see config/sample.toml)"
+    return "fix the syntax at that place"
 
 
 def _merge(base: dict[str, Any], top: dict[str, Any], source: str, path: str) -> dict[str, Any]:

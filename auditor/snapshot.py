@@ -26,7 +26,9 @@ ENVIRONMENTS = "microsoft.app/managedenvironments"
 EXECUTIONS = "microsoft.app/jobs/executions"
 ROLE_ASSIGNMENTS = "microsoft.authorization/roleassignments"
 ROLE_DEFINITIONS = "microsoft.authorization/roledefinitions"
-KNOWN_TYPES = (JOBS, ENVIRONMENTS, EXECUTIONS, ROLE_ASSIGNMENTS, ROLE_DEFINITIONS)
+# Rows of Resource Graph's `resourcechanges` table (and of the ARM changes API).
+CHANGES = "microsoft.resources/changes"
+KNOWN_TYPES = (JOBS, ENVIRONMENTS, EXECUTIONS, ROLE_ASSIGNMENTS, ROLE_DEFINITIONS, CHANGES)
 
 COLLECTION_FILE = "collection.json"
 COLLECTION_KEY = "auditor_collection"
@@ -93,14 +95,18 @@ def read_snapshot(folder: Path) -> RawSnapshot:
 
 
 def _read_file(path: Path, name: str, snapshot: RawSnapshot) -> None:
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise InputError(str(path), f"not UTF-8 text ({e.reason})",
-                         "save the export as UTF-8") from e
+    from auditor.textfile import read_text
+
+    text = read_text(path, "export")
+    if not text.strip():
+        raise InputError(str(path), "the file is empty",
+                         "re-export it (`az ... --output json > FILE`), or remove it")
     try:
         document = json.loads(text)
     except json.JSONDecodeError as e:
+        if text.lstrip()[:1] not in ("{", "["):
+            raise InputError(str(path), "not JSON (it looks like YAML, a table or text)",
+                             "export with `--output json`") from e
         raise InputError(
             str(path), f"invalid JSON at line {e.lineno} column {e.colno}: {e.msg}",
             "re-export the file; it may be truncated",

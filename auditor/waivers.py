@@ -66,12 +66,12 @@ class WaiverReview:
 
 def load_waivers(path: Path, known_checks: Collection[str]) -> tuple[Waiver, ...]:
     """Read and validate a waivers file; any mistake is one error naming file, line and fix."""
+    from auditor.textfile import read_text
+
+    text = read_text(path, "waivers file")
     try:
-        text = path.read_text(encoding="utf-8")
         document = tomllib.loads(text)
-    except FileNotFoundError as e:
-        raise InputError(str(path), "waivers file does not exist", "pass an existing file") from e
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+    except tomllib.TOMLDecodeError as e:
         raise InputError(str(path), f"invalid TOML: {e}", "fix the syntax at that place") from e
     extra = set(document) - {"waiver"}
     if extra:

@@ -5,16 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from auditor.results import ScanReport
+from reports.csv_report import write_csv
+from reports.focus import write_focus
 from reports.html_report import write_html
 from reports.json_report import write_findings_json
 from reports.manifest import write_manifest
 from reports.markdown import write_markdown
+from reports.sarif import write_sarif
 from reports.workbook import write_workbook
 
 
 def write_all(report: ScanReport, folder: Path) -> list[Path]:
-    """Write findings.json, report.md, report.xlsx and report.html, then the manifest that
-    hashes them all.
+    """Write findings.json, report.md, report.xlsx, report.html, findings.csv and
+    findings.sarif, the FOCUS cost export, then the manifest that hashes them all.
 
     `folder` is the scan's staging folder and already holds the `snapshot/` evidence.
     """
@@ -23,5 +26,8 @@ def write_all(report: ScanReport, folder: Path) -> list[Path]:
         write_markdown(report, folder),
         write_workbook(report, folder),
         write_html(report, folder),
+        write_csv(report, folder),
+        write_sarif(report, folder),
+        *write_focus(report, folder),
     ]
     return [*written, write_manifest(report, folder)]

@@ -2,6 +2,12 @@
 
 It lists every file below the folder (the snapshot evidence and the reports) with its size and
 SHA-256, paths relative and sorted, next to the scan's identity and completeness.
+
+The evidence chain: `previous_manifest_sha256` is the SHA-256 of the manifest.json of the scan
+recorded just before this one for the same scope (`history_scope_key`) in the history store, and
+`previous_scan_id` its id; both are null for the first scan of a scope, and all three are null
+when no history store was kept. An edited or removed period breaks the chain, which
+`auditor verify DIR --history FILE` checks.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ def file_entries(folder: Path) -> list[dict[str, Any]]:
 
 
 def document(report: ScanReport, folder: Path) -> dict[str, Any]:
-    info = report.info
+    info, history = report.info, report.history
     return {
         "manifest_version": MANIFEST_VERSION,
         "tool_version": info.tool_version,
@@ -46,6 +52,9 @@ def document(report: ScanReport, folder: Path) -> dict[str, Any]:
         "settings_digest": report.settings.digest(),
         "complete": report.complete,
         "counts": counts(report),
+        "history_scope_key": history.scope_key if history else None,
+        "previous_scan_id": history.previous.id if history and history.previous else None,
+        "previous_manifest_sha256": history.previous_manifest_sha256 if history else None,
         "files": file_entries(folder),
     }
 

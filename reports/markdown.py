@@ -13,7 +13,9 @@ from collections.abc import Iterable, Sequence
 from itertools import groupby
 from pathlib import Path
 
+from auditor.cost import ALLOCATION, UNALLOCATED
 from auditor.results import ScanReport
+from reports import config_changes, finops
 from reports.atomic import write_text
 from reports.sanitize import visible
 from reports.tables import (
@@ -25,6 +27,7 @@ from reports.tables import (
     pass_rate,
     scope_text,
     severity_counts,
+    since_last_scan,
     waiver_note,
 )
 
@@ -117,6 +120,48 @@ def _key_figures(report: ScanReport) -> str:
             f"Findings by severity:\n\n{by_severity}")
 
 
+def _resource(resource_id: str) -> str:
+    """A resource's name (the last segment of its id) and its resource group, escaped."""
+    parts = resource_id.strip("/").split("/")
+    lower = [p.lower() for p in parts]
+    group = parts[lower.index("resourcegroups") + 1] if "resourcegroups" in lower[:-1] else ""
+    name = escape_cell(parts[-1])
+    return f"{name} ({escape_cell(group)})" if group else name
+
+
+def _changes(report: ScanReport) -> str:
+    """New and resolved findings against the last complete scan of the same scope."""
+    title = "## What changed since the last scan"
+    history = report.history
+    if history is None:
+        return f"{title}\n\nNot tracked: this scan kept no history store (`--no-history`)."
+    scope = f"Scope: {escape_text(history.scope_key)}."
+    if history.baseline is None:
+        return (f"{title}\n\nThis is the first complete scan of this scope in the history "
+                f"store, so all {history.new} findings are new. {scope}")
+    base = history.baseline
+    lines = [title, f"Compared with scan {base.id}, evaluated as of {iso_utc(base.as_of)}: "
+             f"**{history.new} new**, **{len(history.resolved)} resolved**, "
+             f"{history.persisting} persisting. {scope}"]
+    if not report.complete:
+        lines.append("> [!CAUTION]\n> This scan is incomplete: findings in what it could not "
+                     "read are listed as resolved although nobody checked them.")
+    new = [r for r in finding_records(report) if since_last_scan(report, r) == "new"]
+    if new:
+        lines.append("New findings:\n\n" + _table(
+            ["Severity", "Check", "Resource", "Subject", "Status"],
+            ([r.severity, r.check_id, _resource(r.resource_id), escape_cell(r.subject),
+              r.status] for r in new)))
+    if history.resolved:
+        lines.append("Resolved findings (in the last scan, not in this one):\n\n" + _table(
+            ["Severity", "Check", "Resource", "Subject", "First seen", "Now"],
+            ([f.finding.severity, escape_cell(f.finding.check_id),
+              _resource(f.finding.resource_id), escape_cell(f.finding.subject),
+              f.finding.first_seen.date().isoformat(), escape_cell(f.now)]
+             for f in history.resolved)))
+    return "\n\n".join(lines)
+
+
 def _checks(report: ScanReport) -> str:
     rows = ([c.id, escape_cell(c.title), c.severity.value, n["evaluated"], n["passed"],
              n["failed"], n["waived"], n["unknown"], n["not_applicable"], n["error"]]
@@ -126,7 +171,7 @@ def _checks(report: ScanReport) -> str:
          "Error"], rows, numeric=7)
 
 
-def _finding(item: Record) -> list[str]:
+def _finding(report: ScanReport, item: Record) -> list[str]:
     status = "" if item.status == "fail" else f" ({item.status})"
     where = [f"resource group {escape_text(item.resource_group or '(unknown)')}",
              f"subscription {escape_text(item.subscription_id or '(unknown)')}",
@@ -138,6 +183,8 @@ def _finding(item: Record) -> list[str]:
     note = waiver_note(item)
     if note:
         lines.append(f"  - {escape_text(note)}")
+    if report.history is not None:
+        lines.append(f"  - Since last scan: {since_last_scan(report, item)}")
     if item.evidence:
         lines.append("  - Evidence:")
         lines += [f"    - {escape_text(e)}" for e in item.evidence]
@@ -155,7 +202,7 @@ def _findings(report: ScanReport) -> str:
             found = list(of_check)
             blocks.append(f"#### {check_id}: {escape_text(found[0].title)} ({len(found)})")
             blocks.append(f"**Remediation:** {found[0].remediation}")
-            blocks.append("\n".join(line for item in found for line in _finding(item)))
+            blocks.append("\n".join(line for item in found for line in _finding(report, item)))
     return "\n\n".join(blocks)
 
 
@@ -190,9 +237,110 @@ def _other_types(report: ScanReport) -> str:
             + body)
 
 
+def _health_and_cost(report: ScanReport) -> str:
+    """Top spenders, cost anomalies and unhealthy jobs: what FinOps and operators read."""
+    if report.cost is None:
+        return ""
+    currency = report.settings.cost.currency
+    costs = finops.job_cost_rows(report)
+    total = sum(c.total for c in costs)
+    lines = ["## Cost and execution health", "",
+             f"Estimated cost of the executions from {report.cost.since:%Y-%m-%d} to "
+             f"{report.cost.until:%Y-%m-%d}: **{total:,.2f} {currency}** (consumption rates; "
+             "dedicated workload profiles as allocations). The monthly free grant is credited "
+             "separately (see the Free grant sheet). Missing log rows are not proof that "
+             "nothing ran: execution history can have gaps."]
+    actual = report.cost.actual
+    if actual is not None:
+        billed = sum(actual.by_job.values())
+        lines += ["", f"Billed cost of these jobs in the cost export "
+                      f"({len(actual.files)} file(s), {actual.rows_used} rows): "
+                      f"**{billed:,.2f} {actual.currency or currency}** against an estimate of "
+                      f"{total:,.2f} {currency} (see the Cost by job sheet, job by job)."]
+    lines += ["", "### Top spenders", ""]
+    lines.append(_table(["Job", "Owner", "Executions", f"Estimated ({currency})"], [
+        (escape_cell(c.job.name), escape_cell(report.owner(c.job) or UNALLOCATED),
+         len(c.executions), f"{c.total:,.2f}" + (" (allocation)" if c.method == ALLOCATION
+                                                  else ""))
+        for c in costs[:10] if c.total > 0], numeric=2))
+    found = finops.anomalies(report)
+    lines += ["", f"### Cost anomalies ({len(found)})", ""]
+    lines.append(_table(["Job", "Day", "Expected", "Actual", "Likely driver"], [
+        (escape_cell(a.job.name), f"{a.anomaly.day:%Y-%m-%d}", f"{a.anomaly.expected:,.2f}",
+         f"{a.anomaly.actual:,.2f}", escape_cell(a.anomaly.driver)) for a in found])
+        if found else "No day departs from its job's baseline.")
+    sick = finops.unhealthy(report)
+    lines += ["", f"### Unhealthy jobs ({len(sick)})", ""]
+    lines.append(_table(["Job", "Runs", "Failed", "Failure rate", "Hit timeout", "History"], [
+        (escape_cell(h.job.name), h.runs, h.failed, _percent(h.failure_rate), h.timeouts,
+         escape_cell(h.source)) for h in sick[:15]], numeric=0)
+        if sick else "No job failed or hit its timeout in the window.")
+    return "\n".join(lines)
+
+
+_RECENT_CHANGES = 20  # property changes listed in the Markdown; the workbook has them all
+_SHOWN_VALUE = 120  # characters of a before/after value shown in a table cell
+
+
+def _value(text: str | None) -> str:
+    if text is None:
+        return "(none)"
+    cut = text if len(text) <= _SHOWN_VALUE else text[: _SHOWN_VALUE - 1] + "…"
+    return escape_cell(cut)
+
+
+def _configuration_changes(report: ScanReport) -> str:
+    """Who changed which job in the period Resource Graph keeps: counts per job, then the most
+    recent property changes. Values come masked from auditor.changes."""
+    title = f"## Configuration changes in the last {config_changes.WINDOW_DAYS} days"
+    jobs = config_changes.per_job(report)
+    if not jobs:
+        return (f"{title}\n\nNo change to a job was recorded in the input. A live scan reads "
+                "them from Resource Graph (`resourcechanges`, which keeps 14 days); for exported "
+                "files, add the output of `az graph query -q \"resourcechanges | where "
+                "properties.targetResourceType =~ 'microsoft.app/jobs'\"`.")
+    span = config_changes.period(report)
+    between = f" between {iso_utc(span[0])} and {iso_utc(span[1])}" if span else ""
+    records = sum(j.records for j in jobs)
+    lines = [title, f"Resource Graph recorded **{records} changes to {len(jobs)} jobs**{between}. "
+             "Values that could hold a secret (env values, secrets, args, commands, scale-rule "
+             "metadata, and anything that looks like a credential) are masked. Every change is "
+             "on the Changes sheet of report.xlsx."]
+
+    def name(job: config_changes.JobChanges) -> str:
+        return escape_cell(job.name) + ("" if job.in_scan else " (not in this scan)")
+
+    def who(actors: tuple[str, ...]) -> str:
+        more = f" and {len(actors) - 3} more" if len(actors) > 3 else ""
+        return escape_cell(", ".join(actors[:3]) + more)
+
+    lines.append(_table(
+        ["Job", "Resource group", "Changed by", "Last change (UTC)", "Created", "Updated",
+         "Deleted", "Properties changed"],
+        ([name(j), escape_cell(j.resource_group or ""), who(j.actors),
+          iso_utc(j.last) if j.last else "", j.kinds["Create"], j.kinds["Update"],
+          j.kinds["Delete"], j.properties] for j in jobs), numeric=4))
+    every = config_changes.lines(report)
+    recent = every[:_RECENT_CHANGES]
+    lead = ("Every change, newest first, one line per changed property:" if recent == every else
+            f"The {len(recent)} most recent of {len(every)} changed properties, newest first "
+            "(the Changes sheet has them all):")
+    lines.append(f"{lead}\n\n" + _table(
+        ["Time (UTC)", "Job", "Change", "Changed by", "Property", "Before → after"],
+        ([iso_utc(c.change.timestamp) if c.change.timestamp else "",
+          escape_cell(c.change.resource_name), escape_cell(c.change.change_type or ""),
+          escape_cell(config_changes.actor(c.change)),
+          escape_cell(c.property.path) if c.property else "(the whole job)",
+          f"{_value(c.property.before)} → {_value(c.property.after)}" if c.property else ""]
+         for c in recent)))
+    return "\n\n".join(lines)
+
+
 def render(report: ScanReport) -> str:
-    sections = [_heading(report), _banner(report), _key_figures(report), _checks(report),
+    sections = [_heading(report), _banner(report), _key_figures(report), _changes(report),
+                _configuration_changes(report), _checks(report), _health_and_cost(report),
                 _findings(report), _waivers(report), _coverage(report), _other_types(report)]
+    sections = [s for s in sections if s]
     return "\n\n".join(sections) + "\n"
 
 

@@ -1,6 +1,6 @@
 """What the reports say, decided once: result records, key figures and the tables of the workbook.
 
-JSON, Markdown and the workbook (and a CSV export later) take fields, wording and order from
+JSON, Markdown, the workbook, CSV and SARIF take fields, wording and order from
 here, so two reports of one scan cannot disagree about a finding. Writers only format.
 """
 
@@ -15,10 +15,13 @@ from urllib.parse import quote
 
 from auditor.check import Check, Status
 from auditor.controls import ControlRow, control_rows, frameworks
+from auditor.fingerprint import of_result
 from auditor.model import Job
 from auditor.results import Result, ScanReport
 from auditor.settings import Severity
 from auditor.waivers import Waiver, WaiverReview
+from reports import config_changes
+from reports.config_changes import ChangeLine
 
 CellValue = str | int | float | date | datetime | None
 # How a column is shown: "wrap" for long text, "severity" coloured by value, "url" a hyperlink.
@@ -94,6 +97,7 @@ class Record:
     remediation: str
     waiver: Waiver | None  # a live waiver accepted the finding; its status is unchanged
     expired_waiver: Waiver | None  # a waiver matched but has expired
+    fingerprint: str  # the same in every scan that finds it (auditor.fingerprint)
 
 
 def record(report: ScanReport, result: Result) -> Record:
@@ -105,7 +109,14 @@ def record(report: ScanReport, result: Result) -> Record:
         owner=report.owner(job), subject=outcome.subject, message=outcome.message,
         evidence=outcome.evidence, remediation=check.remediation,
         waiver=result.waiver, expired_waiver=result.expired_waiver,
+        fingerprint=of_result(result),
     )
+
+
+def since_last_scan(report: ScanReport, item: Record) -> str:
+    """A finding's history in a few words: "new", "persisting since … (N days)", "not tracked"."""
+    state = report.history.of(item.fingerprint) if report.history is not None else None
+    return state.describe() if state is not None else "not tracked"
 
 
 def waiver_note(item: Record) -> str | None:
@@ -229,6 +240,8 @@ def findings(report: ScanReport) -> Table:
         Column("Remediation", lambda r: r.remediation, 56, "wrap"),
         _WAIVER, _RESOURCE_ID,
         Column("Portal link", lambda r: portal_url(r.resource_id, cloud), 40, "url"),
+        Column("Since last scan", lambda r: since_last_scan(report, r), 26, "wrap"),
+        Column("Fingerprint", lambda r: r.fingerprint, 34),
     )
     return _table("Findings", columns, finding_records(report))
 
@@ -341,6 +354,31 @@ def inventory(report: ScanReport) -> Table:
         Column("Resource id", lambda j: j.id, 60),
     )
     return _table("Inventory", columns, report.estate.jobs)
+
+
+def changes(report: ScanReport) -> Table:
+    """Who changed which job, how, from what to what: Resource Graph's last 14 days, newest
+    first, one row per changed property (values masked where they could hold a secret)."""
+    known = config_changes.job_ids(report)
+    columns: tuple[Column[ChangeLine], ...] = (
+        Column("Time (UTC)", lambda c: c.change.timestamp, 20),
+        Column("Job", lambda c: c.change.resource_name, 26),
+        Column("Resource group", lambda c: c.change.resource_group, 22),
+        Column("Change", lambda c: c.change.change_type, 10),
+        Column("Changed by", lambda c: c.change.changed_by, 30),
+        Column("Changed by type", lambda c: c.change.changed_by_type, 14),
+        Column("Client", lambda c: c.change.client_type, 16),
+        Column("Property", lambda c: c.property.path if c.property else None, 44, "wrap"),
+        Column("Before", lambda c: c.property.before if c.property else None, 40, "wrap"),
+        Column("After", lambda c: c.property.after if c.property else None, 40, "wrap"),
+        Column("Operation", lambda c: c.change.operation, 28),
+        Column("Job in this scan", lambda c: config_changes.in_scan_text(known, c.change), 16,
+               "wrap"),
+        Column("Subscription", lambda c: c.change.subscription_id, 38),
+        Column("Resource id", lambda c: c.change.resource_id, 60),
+        Column("Change id", lambda c: c.change.id, 60),
+    )
+    return _table("Changes", columns, config_changes.lines(report))
 
 
 def coverage(report: ScanReport) -> Table:

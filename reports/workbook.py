@@ -24,7 +24,7 @@ from openpyxl.styles import Alignment, Font, NamedStyle, PatternFill
 from openpyxl.utils import get_column_letter
 
 from auditor.results import ScanReport
-from reports import tables
+from reports import finops, tables
 from reports.atomic import replacing
 from reports.sanitize import is_formula_like, visible
 from reports.tables import CellValue, Column, Kind, Table, iso_utc, scope_text, utc
@@ -252,6 +252,24 @@ def _summary(book: Workbook, report: ScanReport, max_rows: int) -> None:
     sheet.add_chart(_severity_chart(sheet, len(lines) + 1), "G4")
 
 
+def _cost_by_owner(book: Workbook, report: ScanReport, max_rows: int) -> None:
+    """Cost per owner with a bar chart, then the free grant as its own credit lines."""
+    owners = finops.by_owner(report)
+    _write_table(book, finops.cost_by_owner(report), max_rows)
+    sheet = book[_part_title("Cost by owner", 1)]
+    if owners:
+        chart = BarChart()
+        chart.type = "bar"
+        chart.title = f"Estimated cost by owner ({report.settings.cost.currency})"
+        last = min(len(owners), max_rows - 1) + 1
+        chart.add_data(Reference(sheet, min_col=4, min_row=1, max_row=last),
+                       titles_from_data=True)
+        chart.set_categories(Reference(sheet, min_col=1, min_row=2, max_row=last))
+        chart.legend = None
+        chart.width, chart.height = 18, max(6, 0.6 * len(owners))
+        sheet.add_chart(chart, "G2")
+
+
 # The workbook, sheet by sheet.
 SHEETS: tuple[Sheet, ...] = (
     _summary,
@@ -261,6 +279,12 @@ SHEETS: tuple[Sheet, ...] = (
     _table_sheet(tables.controls),
     _table_sheet(tables.waivers),
     _table_sheet(tables.inventory),
+    _table_sheet(tables.changes),
+    _table_sheet(finops.executions),
+    _cost_by_owner,
+    _table_sheet(finops.cost_by_job),
+    _table_sheet(finops.free_grant_table),
+    _table_sheet(finops.cost_anomalies),
     _table_sheet(tables.coverage),
 )
 

@@ -5,8 +5,9 @@ A made-up company, Contoso, exported its Azure Container Apps jobs the ways peop
 subscriptions with `az graph query`, one with the ARM list API, one job with
 `az containerapp job show`, the environments as a Resource Graph REST response in table format,
 executions with `az containerapp job execution list`, and role assignments and definitions from
-Resource Graph's `authorizationresources` table. Compliant and non-compliant settings are
-planted on purpose; `auditor/sample_estate/README.md` lists them by job.
+Resource Graph's `authorizationresources` table, and two weeks of configuration changes from
+its `resourcechanges` table. Compliant and non-compliant settings are planted on purpose;
+`auditor/sample_estate/README.md` lists them by job.
 
 Deterministic: fixed data, per-job seeded randomness, no clock, no network, stdlib only.
 Usage: `python scripts/make_sample_estate.py [OUT_DIR]` (default: auditor/sample_estate/).
@@ -1219,6 +1220,119 @@ def other_resource_rows() -> list[Row]:
     return rows
 
 
+# --- configuration changes (Resource Graph `resourcechanges`) ------------------------------------
+
+# Who changes what: people through the portal, the release pipeline (an app registration) through
+# ARM templates, and the platform itself. (changedBy, changedByType, clientType)
+A_NOVAK = ("a.novak@contoso.com", "User", "Azure Portal")
+K_MUELLER = ("k.mueller@contoso.com", "User", "Azure Portal")
+M_OKAFOR = ("m.okafor@contoso.com", "User", "Azure Portal")
+P_LINDQVIST = ("p.lindqvist@contoso.com", "User", "Azure Portal")
+L_BERG = ("l.berg@contoso.com", "User", "Azure Portal")
+R_HADDAD = ("r.haddad@contoso.com", "User", "Azure Portal")
+PIPELINE = (guid("app:contoso-release-pipeline"), "Application", "ARM Template")
+PLATFORM_ITSELF = ("System", "System", "Unspecified")
+# A prod job deleted during the period: its change records remain, the jobs export lacks it.
+DELETED_JOB = (f"{rg_scope(PROD, 'rg-billing-prod')}/providers/Microsoft.App/jobs/"
+               "invoice-archive-legacy")
+
+
+def prop(before: Any, after: Any, category: str = "User") -> Row:
+    """One entry of `changes`: JSON null where the property did not exist (as Resource Graph
+    returns an Insert), strings otherwise."""
+    kind = "Insert" if before is None else "Remove" if after is None else "Update"
+    return {"propertyChangeType": kind, "changeCategory": category, "previousValue": before,
+            "newValue": after}
+
+
+def change_row(job_id: str, sub: Subscription, rg: str, when: str, change_type: str,
+               actor: tuple[str, str, str], changes: dict[str, Row] | None = None) -> Row:
+    """A `resourcechanges` row: the change resource (Microsoft.Resources/changes, spec
+    2022-05-01) with the Change Actor fields, in Resource Graph's columns; ids as Resource Graph
+    writes them, `<target>/providers/Microsoft.Resources/changes/<number>_<guid>`."""
+    label = f"{job_id}|{when}"
+    number = f"0858{int(hashlib.sha256(label.encode()).hexdigest()[:15], 16) % 10**16:016d}"
+    name = f"{number}_{guid('change:' + label)}"
+    epoch = int(datetime.fromisoformat(when.replace("Z", "+00:00")).timestamp())
+    system = actor is PLATFORM_ITSELF
+    verb = "delete" if change_type == "Delete" else "write"
+    attributes: Row = {
+        "previousResourceSnapshotId": f"{number}_{guid('before:' + label)}_{epoch - 604}",
+        "newResourceSnapshotId": f"{number}_{guid('after:' + label)}_{epoch}",
+        "correlationId": "00000000-0000-0000-0000-000000000000" if system
+        else guid("correlation:" + label),
+        "changedByType": actor[1],
+        "changesCount": len(changes or {}),
+        "clientType": actor[2],
+        "timestamp": when,
+        "changedBy": actor[0],
+        "operation": "Unspecified" if system else f"Microsoft.App/jobs/{verb}",
+    }
+    arm = {"id": f"{job_id}/providers/Microsoft.Resources/changes/{name}", "name": name,
+           "type": "Microsoft.Resources/changes",
+           "properties": {"targetResourceType": "microsoft.app/jobs", "targetResourceId": job_id,
+                          "changeAttributes": attributes, "changeType": change_type,
+                          "changes": changes or {}}}
+    return graph_columns(arm, sub, rg, "")
+
+
+def change_rows(jobs: dict[str, Job]) -> list[Row]:
+    """Two weeks of drift, 15 change records: every new value is what the jobs export holds."""
+
+    def on(name: str, when: str, change_type: str, actor: tuple[str, str, str],
+           changes: dict[str, Row] | None = None) -> Row:
+        job = jobs[name]
+        return change_row(job.id, job.sub, job.rg, when, change_type, actor, changes)
+
+    container = "properties.template.containers[0]"
+    scale_path = "properties.configuration.eventTriggerConfig.scale"
+    old_sas_arg = jobs["lake-partition-pruner"].arm["properties"]["template"]["containers"][0][
+        "args"][0]
+    kv = "https://kv-contoso-data.vault.azure.net/secrets/crm-db-password"
+    rows = [
+        on("ledger-snapshot", "2026-11-06T09:12:44.517Z", "Update", A_NOVAK, {
+            "properties.configuration.replicaTimeout": prop("7200", "21600")}),
+        on("cert-expiry-scanner", "2026-11-07T14:03:19.204Z", "Update", K_MUELLER, {
+            f"{container}.image": prop("mcr.microsoft.com/azure-cli:2.67.0",
+                                       "mcr.microsoft.com/azure-cli:latest")}),
+        # A secret reference replaced by the connection string itself, key and all.
+        on("ml-batch-inference", "2026-11-08T22:41:07.880Z", "Update", M_OKAFOR, {
+            f"{container}.env[0].secretRef": prop("storage-connection", None),
+            f"{container}.env[0].value": prop(None, FAKE_CONNECTION_STRING),
+            "properties.configuration.secrets[1].name": prop("storage-connection", None)}),
+        on("vendor-catalog-sync", "2026-11-09T07:30:00.113Z", "Update", PIPELINE, {
+            "properties.configuration.replicaRetryLimit": prop("3", "5")}),
+        on("ml-batch-inference", "2026-11-10T11:15:32.409Z", "Update", M_OKAFOR, {
+            f"{container}.image": prop(f"{ACR}/ml/batch-inference:3.2.0",
+                                       f"{ACR}/ml/batch-inference:latest")}),
+        on("fx-rates-refresh", "2026-11-12T10:05:41.336Z", "Create", PIPELINE),
+        on("fx-rates-refresh", "2026-11-12T10:05:58.902Z", "Update", PLATFORM_ITSELF, {
+            "properties.provisioningState": prop("InProgress", "Succeeded", "System")}),
+        change_row(DELETED_JOB, PROD, "rg-billing-prod", "2026-11-12T16:47:21.093Z", "Delete",
+                   A_NOVAK),
+        on("customer-churn-scoring", "2026-11-13T10:20:45.600Z", "Update", PIPELINE, {
+            "tags.cost-center": prop("CC-1420", None),
+            "tags.owner": prop("team-analytics@contoso.com", "analytics-team")}),
+        # The SAS URL in the args was renewed: both sides carry the (fake) signature.
+        on("lake-partition-pruner", "2026-11-14T19:02:33.710Z", "Update", P_LINDQVIST, {
+            f"{container}.args[0]": prop(old_sas_arg.replace("se=2027-03-31", "se=2026-11-30"),
+                                         old_sas_arg)}),
+        on("gdpr-erasure-worker", "2026-11-15T03:11:09.250Z", "Update", PIPELINE, {
+            f"{scale_path}.maxExecutions": prop("20", "100")}),
+        on("etl-customers-loader", "2026-11-16T08:27:50.045Z", "Update", PIPELINE, {
+            "properties.configuration.secrets[0].keyVaultUrl": prop(
+                f"{kv}/5f0c2d8e41a94b7c9e3a6f1b2d4c8e07", kv)}),
+        on("order-events-archiver", "2026-11-17T13:44:12.500Z", "Update", R_HADDAD, {
+            f"{scale_path}.maxExecutions": prop("100", None),
+            f"{scale_path}.rules[0].metadata.messageCount": prop("10", "50")}),
+        on("sla-report-mailer", "2026-11-18T09:58:27.030Z", "Update", L_BERG, {
+            "tags.owner": prop("team-reporting@contoso.com", HOSTILE_OWNER)}),
+        on("payment-reconciliation", "2026-11-19T16:30:05.440Z", "Update", A_NOVAK, {
+            f"{container}.env[2].value": prop("sftp-legacy.bank.example", "sftp.bank.example")}),
+    ]
+    return sorted(rows, key=lambda row: row["id"].lower())  # `order by id asc`
+
+
 # --- writing -------------------------------------------------------------------------------------
 
 def build() -> dict[str, Any]:
@@ -1241,6 +1355,8 @@ def build() -> dict[str, Any]:
         "role-assignments.graph.json": az_graph_query(role_assignment_rows()),
         "role-definitions.graph-rest.json": rest_graph_response(role_definition_rows()),
         "other-resources.graph.json": az_graph_query(other_resource_rows()),
+        "resource-changes.graph.json": az_graph_query(
+            change_rows({j.name: j for j in everything})),
     }
 
 

@@ -24,16 +24,20 @@ import json
 import os
 import re
 import secrets
+import select
 import shutil
+import socket
 import ssl
 import stat
+import struct
 import tempfile
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -111,6 +115,10 @@ class Router:
 # --- the server --------------------------------------------------------------------------------
 
 
+# Paths Azure serves without sign-in.
+PUBLIC_PREFIXES = ("/api/retail/prices",)
+
+
 class AzureServer:
     """The stand-in: HTTPS on 127.0.0.1 at a free port, bearer-token checked, every call logged."""
 
@@ -130,6 +138,7 @@ class AzureServer:
         self._http: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.az: FakeAz | None = None
+        self.faults = FaultScript()  # scripted misbehaviour below the APIs (see FaultScript)
 
     @property
     def url(self) -> str:
@@ -150,6 +159,7 @@ class AzureServer:
         self._thread.start()
 
     def stop(self) -> None:
+        self.faults.stopping.set()
         if self._http is not None:
             self._http.shutdown()
             self._http.server_close()
@@ -159,9 +169,10 @@ class AzureServer:
     def handle(self, request: Recorded) -> Reply:
         with self._lock:
             self.requests.append(request)
-            if request.headers.get("authorization") != f"Bearer {self.token}":
+            public = request.path.startswith(PUBLIC_PREFIXES)  # e.g. the Retail Prices API
+            if not public and request.headers.get("authorization") != f"Bearer {self.token}":
                 return arm_error(401, "InvalidAuthenticationToken",
-                                 "The access token is missing or invalid.")
+                                 "The access token is missing or invalid.", **ARM_CHALLENGE)
             return self.router.dispatch(request)
 
     def graph_bodies(self) -> list[dict[str, Any]]:
@@ -199,15 +210,20 @@ class _RequestHandler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         request = Recorded(self.command, parts.path, dict(parse_qsl(parts.query)),
                            {k.lower(): v for k, v in self.headers.items()}, body)
-        reply = self.server.azure.handle(request)  # type: ignore[attr-defined]
+        reply = _answer(self, request)
+        if reply is None:  # a scripted connection reset: no response at all
+            return
         payload = json.dumps(reply.body).encode()
-        self.send_response(reply.status)
-        for name, value in reply.headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        try:
+            self.send_response(reply.status)
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+        except OSError:  # the client gave up waiting (a scripted slow reply): nothing to do
+            self.close_connection = True
 
     def log_message(self, format: str, *args: Any) -> None:
         return None
@@ -228,6 +244,9 @@ class ParsedQuery:
     filters: tuple[tuple[str, str], ...]
     order: tuple[str, bool] | None  # column, descending
     project: tuple[str, ...] | None
+    # `extend c = todatetime(a.b)` and `where c > ago(Nd)`, as the resourcechanges query uses them
+    extends: tuple[tuple[str, str], ...] = ()  # column, path
+    newer_than: tuple[tuple[str, int], ...] = ()  # column, days
 
     @property
     def type_filter(self) -> str | None:
@@ -239,6 +258,9 @@ _CONDITION = re.compile(r"^([A-Za-z_][\w.]*)\s*=~\s*'([^']*)'$")
 _ORDER = re.compile(r"^(?:order|sort)\s+by\s+([A-Za-z_]\w*)(?:\s+(asc|desc))?$", re.IGNORECASE)
 _PROJECT = re.compile(r"^project\s+(.+)$", re.IGNORECASE)
 _WHERE = re.compile(r"^where\s+(.+)$", re.IGNORECASE)
+_EXTEND = re.compile(r"^extend\s+([A-Za-z_]\w*)\s*=\s*todatetime\(([A-Za-z_][\w.]*)\)$",
+                     re.IGNORECASE)
+_AGO = re.compile(r"^([A-Za-z_][\w.]*)\s*>\s*ago\((\d+)d\)$")
 
 
 def parse_query(text: str) -> ParsedQuery:
@@ -249,20 +271,28 @@ def parse_query(text: str) -> ParsedQuery:
     filters: list[tuple[str, str]] = []
     order: tuple[str, bool] | None = None
     project: tuple[str, ...] | None = None
+    extends: list[tuple[str, str]] = []
+    newer_than: list[tuple[str, int]] = []
     for segment in segments[1:]:
         if where := _WHERE.match(segment):
             for condition in re.split(r"\s+and\s+", where.group(1), flags=re.IGNORECASE):
                 match = _CONDITION.match(condition.strip())
+                if recent := _AGO.match(condition.strip()):
+                    newer_than.append((recent.group(1), int(recent.group(2))))
+                    continue
                 if not match:
                     raise QueryNotUnderstood(f"unsupported condition {condition!r}")
                 filters.append((match.group(1), match.group(2)))
         elif by := _ORDER.match(segment):
             order = (by.group(1), (by.group(2) or "asc").lower() == "desc")
+        elif extend := _EXTEND.match(segment):
+            extends.append((extend.group(1), extend.group(2)))
         elif columns := _PROJECT.match(segment):
             project = tuple(c.strip() for c in columns.group(1).split(","))
         else:
             raise QueryNotUnderstood(f"unsupported operator {segment!r}")
-    return ParsedQuery(segments[0].lower(), tuple(filters), order, project)
+    return ParsedQuery(segments[0].lower(), tuple(filters), order, project, tuple(extends),
+                       tuple(newer_than))
 
 
 def _path_value(row: dict[str, Any], path: str) -> Any:
@@ -272,6 +302,44 @@ def _path_value(row: dict[str, Any], path: str) -> Any:
             return None
         value = next((v for k, v in value.items() if k.lower() == part.lower()), None)
     return value
+
+
+class SlidingWindowQuota:
+    """A per-user request quota as a sliding window: at most `limit` requests in any `window`
+    seconds (Resource Graph: 15 per 5 s; Log Analytics: 200 per 30 s).
+
+    `take()` admits or refuses one request and returns what a reply reports: the requests left
+    in the window and the seconds until the quota next grows (the oldest admitted request leaves
+    the window). Refused requests do not count against the quota.
+    """
+
+    def __init__(self, limit: int, window: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit, self.window, self._clock = limit, window, clock
+        self._admitted: deque[float] = deque()
+        self.admitted = 0
+        self.refused = 0
+
+    def take(self) -> tuple[bool, int, float]:
+        now = self._clock()
+        while self._admitted and self._admitted[0] <= now - self.window:
+            self._admitted.popleft()
+        admitted = len(self._admitted) < self.limit
+        if admitted:
+            self._admitted.append(now)
+            self.admitted += 1
+        else:
+            self.refused += 1
+        resets = self._admitted[0] + self.window - now if self._admitted else 0.0
+        return admitted, self.limit - len(self._admitted), max(resets, 0.0)
+
+
+def timespan(seconds: float) -> str:
+    """Seconds as a .NET TimeSpan (`hh:mm:ss`, with 7-digit fractions when there are any)."""
+    whole, ticks = divmod(round(seconds * 10**7), 10**7)
+    hours, rest = divmod(whole, 3600)
+    text = f"{hours:02d}:{rest // 60:02d}:{rest % 60:02d}"
+    return f"{text}.{ticks:07d}" if ticks else text
 
 
 class ResourceGraph:
@@ -288,6 +356,10 @@ class ResourceGraph:
         self.truncate_types: set[str] = set()  # resultTruncated "true", no skip token
         self.quota_remaining: list[int] = []  # x-ms-user-quota-remaining, one per reply
         self.quota_resets_after = "00:00:05"
+        # Azure's real quota, enforced (429 when exceeded) and reported on every reply; None
+        # keeps the scripted `quota_remaining` values above.
+        self.quota: SlidingWindowQuota | None = None
+        self._quota_state: dict[str, str] = {}
 
     # estate
 
@@ -308,6 +380,15 @@ class ResourceGraph:
 
     def handle(self, request: Recorded) -> Reply:
         body = request.body if isinstance(request.body, dict) else {}
+        if self.quota is not None:
+            admitted, remaining, resets = self.quota.take()
+            self._quota_state = {"x-ms-user-quota-remaining": str(remaining),
+                                 "x-ms-user-quota-resets-after": timespan(resets)}
+            if not admitted:
+                return arm_error(429, "RateLimiting",
+                                 "Please provide below info when asking for support: the "
+                                 "user's query quota is exhausted; retry later.",
+                                 **self._quota_state)
         if (throttled := self._throttled(str(body.get("query") or ""))) is not None:
             return arm_error(429, "RateLimiting",
                              "Please provide below info when asking for support: the request "
@@ -375,6 +456,11 @@ class ResourceGraph:
                 if _row_in_scope(r, in_scope)
                 and all(str(_path_value(r, path) or "").lower() == value.lower()
                         for path, value in query.filters)]
+        if query.extends:
+            rows = [{**r, **{c: _path_value(r, path) for c, path in query.extends}} for r in rows]
+        now = datetime.now(UTC)
+        rows = [r for r in rows if all(_after(_path_value(r, c), now - timedelta(days=days))
+                                       for c, days in query.newer_than)]
         if query.order:
             column, descending = query.order
             rows.sort(key=lambda r: str(_path_value(r, column) or "").lower(), reverse=descending)
@@ -403,9 +489,20 @@ class ResourceGraph:
         return int(decoded["offset"])
 
     def _quota_headers(self) -> dict[str, str]:
+        if self.quota is not None:
+            return self._quota_state
         remaining = self.quota_remaining.pop(0) if self.quota_remaining else 14
         return {"x-ms-user-quota-remaining": str(remaining),
                 "x-ms-user-quota-resets-after": self.quota_resets_after}
+
+
+def _after(value: Any, since: datetime) -> bool:
+    """`value` (an ISO 8601 time, as todatetime() reads it) is later than `since`."""
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)) > since
 
 
 def _row_in_scope(row: dict[str, Any], subscriptions: set[str] | None) -> bool:
@@ -460,6 +557,11 @@ class LogAnalytics:
     def __init__(self) -> None:
         self.handlers: dict[str, LogsHandler] = {}
         self.queries: list[LogsQuery] = []
+        # The service's limits, enforced when set: requests per user (429 with Retry-After when
+        # exceeded; 200 per 30 s in Azure) and rows per result (a partial result naming the
+        # limit beyond it; 500,000 in Azure).
+        self.rate: SlidingWindowQuota | None = None
+        self.max_rows: int | None = None
 
     def answer(self, workspace: str, rows: list[list[Any]],
                columns: tuple[tuple[str, str], ...] = EXECUTION_COLUMNS) -> None:
@@ -471,6 +573,12 @@ class LogAnalytics:
     def handle(self, request: Recorded) -> Reply:
         workspace = request.path.split("/")[3]
         body = request.body if isinstance(request.body, dict) else {}
+        if self.rate is not None:
+            admitted, _remaining, resets = self.rate.take()
+            if not admitted:
+                return logs_error(429, "ThrottledError", "Too many requests: the user's rate "
+                                  "limit was exceeded; retry after the time given.",
+                                  **{"Retry-After": str(max(1, round(resets + 0.5)))})
         if not str(body.get("query") or "").strip():
             return logs_error(400, "BadArgumentError", "The request had some invalid properties",
                               "Query is missing")
@@ -479,7 +587,19 @@ class LogAnalytics:
                           request.headers.get("prefer", ""))
         self.queries.append(query)
         handler = self.handlers.get(workspace.lower())
-        return handler(query) if handler else Reply(200, logs_tables([]))
+        reply = handler(query) if handler else Reply(200, logs_tables([]))
+        return self._limited(reply)
+
+    def _limited(self, reply: Reply) -> Reply:
+        """A result over `max_rows` comes back cut, as the service's partial result."""
+        tables = reply.body.get("tables") if isinstance(reply.body, dict) else None
+        if self.max_rows is None or reply.status != 200 or not tables:
+            return reply
+        rows = tables[0]["rows"]
+        if len(rows) <= self.max_rows:
+            return reply
+        columns = tuple((c["name"], c["type"]) for c in tables[0]["columns"])
+        return logs_partial(rows[: self.max_rows], RESULT_TOO_LARGE, columns=columns)
 
 
 def _timespan(value: Any) -> tuple[datetime | None, datetime | None]:
@@ -839,3 +959,243 @@ def role_assignment_row(subscription: str, principal_id: str, role_guid: str, *,
         "zones": None,
         "extendedLocation": None,
     }
+
+
+def change_row(job_id: str, timestamp: str, change_type: str = "Update", *,
+               changes: dict[str, dict[str, Any]] | None = None,
+               changed_by: str = "j.doe@contoso.com", changed_by_type: str = "User",
+               client_type: str = "Azure Portal") -> dict[str, Any]:
+    """A `resourcechanges` row of a job, as Resource Graph returns it.
+
+    The change resource of azure-rest-api-specs Microsoft.Resources/changes (2022-05-01) with the
+    Change Actor fields, in Resource Graph's columns; ids as `<target>/providers/
+    Microsoft.Resources/changes/<snapshot>_<guid>` (the sources are cited in auditor/changes.py).
+    """
+    digest = hashlib.sha256(f"{job_id}|{timestamp}|{change_type}".encode()).hexdigest()
+    guid = f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}"
+    name = f"0858{int(digest[32:44], 16):016d}_{guid}"
+    parts = job_id.strip("/").split("/")
+    verb = "delete" if change_type == "Delete" else "write"
+    return {
+        "id": f"{job_id}/providers/Microsoft.Resources/changes/{name}",
+        "name": name,
+        "type": "microsoft.resources/changes",
+        "tenantId": TENANT,
+        "kind": "",
+        "location": "",
+        "resourceGroup": parts[3].lower(),
+        "subscriptionId": parts[1],
+        "managedBy": "",
+        "sku": None,
+        "plan": None,
+        "properties": {
+            "targetResourceType": "microsoft.app/jobs",
+            "targetResourceId": job_id,
+            "changeAttributes": {
+                "previousResourceSnapshotId": f"{name}_prev",
+                "newResourceSnapshotId": f"{name}_new",
+                "correlationId": guid,
+                "changedByType": changed_by_type,
+                "changesCount": len(changes or {}),
+                "clientType": client_type,
+                "changedBy": changed_by,
+                "operation": f"Microsoft.App/jobs/{verb}",
+                "timestamp": timestamp,
+            },
+            "changeType": change_type,
+            "changes": changes or {},
+        },
+        "tags": None,
+        "identity": None,
+        "zones": None,
+        "extendedLocation": None,
+    }
+
+
+# --- faults below the APIs ---------------------------------------------------------------------
+
+# What ARM sends with a 401 (azure-core looks for it before it treats the 401 as a challenge).
+ARM_CHALLENGE = {"WWW-Authenticate": 'Bearer authorization_uri="https://login.windows.net/'
+                                     f'{"72f988bf-86f1-41af-91ab-2d7cd011db47"}", '
+                                     'error="invalid_token", '
+                                     'error_description="The access token is invalid."'}
+
+Match = Callable[[Recorded], bool]
+
+
+@dataclass
+class Fault:
+    """One scripted misbehaviour for the requests that `match`, `times` times (None: always).
+
+    kind: "reply" answers `reply` instead of the API; "reset" closes the connection without a
+    response (RST); "delay" holds the request `seconds` before the API answers; "before" runs
+    `action` (e.g. rotate the token, make a subscription vanish) and then lets the API answer;
+    "transform" lets the API answer and passes its reply through `transform`.
+    """
+
+    kind: str
+    match: Match
+    times: int | None = 1
+    reply: Reply | None = None
+    seconds: float = 0.0
+    action: Callable[[Recorded], None] | None = None
+    transform: Callable[[Recorded, Reply], Reply] | None = None
+    hits: int = 0
+    arrived: threading.Event = field(default_factory=threading.Event)
+
+
+class FaultScript:
+    """The server's faults, first match wins; every request that met one is still recorded."""
+
+    def __init__(self) -> None:
+        self.items: list[Fault] = []
+        self.stopping = threading.Event()  # set when the server stops: delays end early
+        self.replies: list[tuple[Recorded, Reply]] = []  # every answer sent, faults or not
+        self._lock = threading.Lock()
+
+    def add(self, fault: Fault) -> Fault:
+        with self._lock:
+            self.items.append(fault)
+        return fault
+
+    def reply(self, match: Match, reply: Reply, times: int | None = 1) -> Fault:
+        return self.add(Fault("reply", match, times, reply=reply))
+
+    def reset(self, match: Match, times: int | None = 1) -> Fault:
+        return self.add(Fault("reset", match, times))
+
+    def delay(self, match: Match, seconds: float, times: int | None = 1) -> Fault:
+        return self.add(Fault("delay", match, times, seconds=seconds))
+
+    def before(self, match: Match, action: Callable[[Recorded], None],
+               times: int | None = 1) -> Fault:
+        return self.add(Fault("before", match, times, action=action))
+
+    def transform(self, match: Match, transform: Callable[[Recorded, Reply], Reply],
+                  times: int | None = None) -> Fault:
+        return self.add(Fault("transform", match, times, transform=transform))
+
+    def take(self, request: Recorded) -> Fault | None:
+        with self._lock:
+            for fault in self.items:
+                if fault.times is not None and fault.hits >= fault.times:
+                    continue
+                if fault.match(request):
+                    fault.hits += 1
+                    fault.arrived.set()
+                    return fault
+        return None
+
+
+def _answer(handler: BaseHTTPRequestHandler, request: Recorded) -> Reply | None:
+    azure: AzureServer = handler.server.azure  # type: ignore[attr-defined]
+    reply = _answer_or_fail(handler, azure, request)
+    if reply is not None:
+        with azure.faults._lock:
+            azure.faults.replies.append((request, reply))
+    return reply
+
+
+def _answer_or_fail(handler: BaseHTTPRequestHandler, azure: AzureServer,
+                    request: Recorded) -> Reply | None:
+    fault = azure.faults.take(request)
+    if fault is None:
+        return azure.handle(request)
+    if fault.kind == "reset":
+        with azure._lock:
+            azure.requests.append(request)
+        handler.close_connection = True
+        try:  # linger 0: close sends a TCP reset instead of an orderly shutdown
+            handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                          struct.pack("ii", 1, 0))
+            handler.connection.close()
+        except OSError:
+            pass
+        return None
+    if fault.kind == "delay":
+        azure.faults.stopping.wait(fault.seconds)
+        readable, _, _ = select.select([handler.connection], [], [], 0)
+        if readable:  # the client gave up and closed the connection: nobody to answer
+            handler.close_connection = True
+            return None
+    if fault.kind == "reply":
+        assert fault.reply is not None
+        with azure._lock:
+            azure.requests.append(request)
+        return fault.reply
+    if fault.kind == "before" and fault.action is not None:
+        fault.action(request)
+    reply = azure.handle(request)
+    if fault.kind == "transform" and fault.transform is not None:
+        reply = fault.transform(request, reply)
+    return reply
+
+
+def graph_query(kind: str | None = None, *, with_skip_token: bool | None = None,
+                subscription: str | None = None) -> Match:
+    """Matches Resource Graph queries: of one resource type, with or without a skip token,
+    naming one subscription; any of them when not given."""
+
+    def match(request: Recorded) -> bool:
+        if request.path.lower() != "/providers/microsoft.resourcegraph/resources":
+            return False
+        body = request.body if isinstance(request.body, dict) else {}
+        text = str(body.get("query", "")).lower()
+        if kind is not None and f"where type =~ '{kind.lower()}'" not in text:
+            return False
+        token = bool((body.get("options") or {}).get("$skipToken"))
+        if with_skip_token is not None and token != with_skip_token:
+            return False
+        subs = [s.lower() for s in body.get("subscriptions") or []]
+        return subscription is None or subscription.lower() in subs
+
+    return match
+
+
+def any_request(method: str | None = None, path_contains: str = "") -> Match:
+    return lambda r: ((method is None or r.method == method)
+                      and path_contains.lower() in r.path.lower())
+
+
+def rotate_token(azure: AzureServer) -> str:
+    """The server stops accepting its token (it expired) and `az` hands out a new one."""
+    with azure._lock:
+        azure.token = "fake-arm-token-" + secrets.token_hex(16)
+    if azure.az is not None:
+        azure.az.token = azure.token
+        azure.az.write(logged_in=True)
+    return azure.token
+
+
+def http_date(seconds_from_now: float) -> str:
+    """An HTTP date (RFC 7231 IMF-fixdate), as Retry-After may carry one."""
+    moment = datetime.now(UTC) + timedelta(seconds=seconds_from_now)
+    return moment.strftime("%a, %d %b %Y %H:%M:%S GMT")
+
+
+def repeat_last_row(served: list[dict[str, Any]] | None = None) -> Callable[[Recorded, Reply],
+                                                                            Reply]:
+    """A transform: each page after the first starts with the previous page's last row again,
+    as Resource Graph may do when rows move between pages."""
+    seen: list[dict[str, Any]] = served if served is not None else []
+
+    def transform(request: Recorded, reply: Reply) -> Reply:
+        if reply.status != 200 or not isinstance(reply.body, dict):
+            return reply
+        data = list(reply.body.get("data") or [])
+        token = ((request.body or {}).get("options") or {}).get("$skipToken")
+        if token and seen:
+            data.insert(0, seen[-1])
+        seen.extend(reply.body.get("data") or [])
+        body = dict(reply.body, data=data, count=len(data))
+        return Reply(reply.status, body, reply.headers)
+
+    return transform
+
+
+def served_rows(azure: AzureServer, kind: str) -> list[dict[str, Any]]:
+    """Every row of `kind` the server sent in a successful Resource Graph reply."""
+    match = graph_query(kind)
+    return [row for request, reply in azure.faults.replies
+            if match(request) and reply.status == 200 and isinstance(reply.body, dict)
+            for row in reply.body.get("data") or []]

@@ -22,9 +22,10 @@ def out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def test_writes_the_six_outputs(out: Path) -> None:
+def test_writes_every_output(out: Path) -> None:
     assert {p.name for p in out.iterdir()} == {
-        "report.xlsx", "report.md", "report.html", "findings.json", "manifest.json", "snapshot"}
+        "report.xlsx", "report.md", "report.html", "findings.json", "findings.csv",
+        "findings.sarif", "cost.csv", "cost.parquet", "manifest.json", "snapshot"}
 
 
 def test_findings_sheet_lists_the_sample_failures(out: Path) -> None:
@@ -139,3 +140,33 @@ def test_cost_anomalies_are_the_planted_ones(out: Path) -> None:
     assert set(anomalies) == {"ml-batch-inference", "ml-model-training"}
     assert "2026-11-17" in anomalies["ml-batch-inference"]["evidence"][0]
     assert "more executions" in anomalies["ml-batch-inference"]["evidence"][0]
+
+
+def test_finops_sheets(out: Path) -> None:
+    book = load_workbook(out / "report.xlsx")
+    assert {"Executions", "Cost by owner", "Cost by job", "Free grant", "Cost anomalies"} <= set(
+        book.sheetnames)
+    executions = _records(book["Executions"])
+    payment = next(r for r in executions if r["Job"] == "payment-reconciliation")
+    assert payment["Failure rate"] > 0.2 and payment["History source"] == "export"
+    by_job = _records(book["Cost by job"])
+    by_owner = _records(book["Cost by owner"])
+    assert sum(r["Estimated cost (USD)"] for r in by_owner) == pytest.approx(
+        sum(r["Estimated cost (USD)"] for r in by_job), abs=0.01)
+    assert "(unallocated)" in {r["Owner"] for r in by_owner}, "untagged cost is kept"
+    assert book["Cost by owner"]._charts, "a native chart"
+    anomalies = _records(book["Cost anomalies"])
+    assert {r["Job"] for r in anomalies} == {"ml-batch-inference", "ml-model-training"}
+
+
+def test_markdown_names_top_spenders_anomalies_and_unhealthy_jobs(out: Path) -> None:
+    text = (out / "report.md").read_text()
+    section = text.split("## Cost and execution health", 1)[1]
+    assert "### Top spenders" in section and "ml-model-training" in section
+    assert "### Cost anomalies (2)" in section
+    assert "payment-reconciliation" in section.split("### Unhealthy jobs", 1)[1]
+
+
+def _records(sheet: Any) -> list[dict[str, Any]]:
+    rows = list(sheet.iter_rows(values_only=True))
+    return [dict(zip(rows[0], row, strict=True)) for row in rows[1:]]

@@ -22,7 +22,8 @@ from azure.mgmt.appcontainers import ContainerAppsAPIClient
 from auditor.collect.clouds import Endpoints
 from auditor.collect.credentials import sign_in_failed
 from auditor.collect.log_analytics import EXECUTION_TYPE, HistoryJob
-from auditor.collect.resource_graph import PacedRetryPolicy, Throttle
+from auditor.collect.pipeline import disable_auto_registration
+from auditor.collect.resource_graph import DEADLINE_EXCEEDED, PacedRetryPolicy, Throttle
 from auditor.settings import AzureSettings
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,8 @@ class ApiError(Exception):
 
     @property
     def reason(self) -> str:
+        if self.code == DEADLINE_EXCEEDED:
+            return f"{self.code}: {self.message.rstrip('.')}"
         status = f"HTTP {self.status}" if self.status else "no response"
         return f"{self.code} ({status}): {self.message.rstrip('.')}"
 
@@ -111,13 +114,22 @@ class ExecutionsApi:
         assert job.subscription_id and job.resource_group
         client = self._client(job.subscription_id)
         pages = client.jobs_executions.list(job.resource_group, job.name).by_page()
+        reauthenticated = False
         while True:
             self._throttle.wait_turn()
+            deadline = self._throttle.deadline
+            if deadline is not None and self._throttle.expired():
+                raise ApiError(None, DEADLINE_EXCEEDED, deadline.message())
             try:
                 page = list(next(pages))
             except StopIteration:
                 return
             except HttpResponseError as e:
+                if e.status_code == 401 and not reauthenticated:
+                    # azure-core dropped the refused token; the same page is asked again (the
+                    # pager keeps its continuation) with a fresh one.
+                    reauthenticated = True
+                    continue
                 raise _from_http_error(e, self._settings.auth) from e
             except AzureError as e:
                 raise ApiError(None, type(e).__name__, _first_line(str(e))) from e
@@ -128,11 +140,13 @@ class ExecutionsApi:
     def _client(self, subscription_id: str) -> ContainerAppsAPIClient:
         key = subscription_id.lower()
         if key not in self._clients:
-            client = ContainerAppsAPIClient(
+            client = disable_auto_registration(ContainerAppsAPIClient(
                 self._credential, subscription_id, base_url=self._endpoints.arm,
                 credential_scopes=[self._endpoints.cloud.arm_scope],
                 retry_policy=PacedRetryPolicy(self._throttle, self._settings.max_retries,
-                                              self._settings.max_retry_wait_seconds))
+                                              self._settings.max_retry_wait_seconds),
+                connection_timeout=self._settings.connect_timeout_seconds,
+                read_timeout=self._settings.read_timeout_seconds))
             self._clients[key] = self._stack.enter_context(client)
             config = getattr(client, "_config", None)
             self.api_version = getattr(config, "api_version", None)

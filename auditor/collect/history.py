@@ -23,7 +23,7 @@ from auditor.collect import executions_api, log_analytics
 from auditor.collect.clouds import Endpoints
 from auditor.collect.executions_api import ExecutionsApi, JobResult
 from auditor.collect.log_analytics import HistoryJob, LogAnalytics, Query, WorkspaceResult
-from auditor.collect.resource_graph import Clock, Sleep, Throttle
+from auditor.collect.resource_graph import Clock, Deadline, Sleep, Throttle
 from auditor.coverage import Coverage, Gap, Read
 from auditor.errors import InputError
 from auditor.normalize import environment_from_row, job_from_row
@@ -126,12 +126,14 @@ def _route(job: HistoryJob, environment: Any, environment_id: str | None) -> Rou
 def collect_history(credential: TokenCredential, endpoints: Endpoints, azure: AzureSettings,
                     request: HistoryRequest, job_rows: Sequence[Mapping[str, Any]],
                     environment_rows: Sequence[Mapping[str, Any]], coverage: Coverage,
-                    folder: Path, *, sleep: Sleep, clock: Clock) -> dict[str, Any]:
+                    folder: Path, *, sleep: Sleep, clock: Clock,
+                    deadline: Deadline | None = None) -> dict[str, Any]:
     """Read the history of the jobs in `job_rows` into `folder`; return the collection record's
-    `history` entry. Problems become Gaps in `coverage`; nothing here stops the scan."""
+    `history` entry. Problems become Gaps in `coverage`; nothing here stops the scan. Past the
+    `deadline`, nothing more is asked and what is left becomes Gaps."""
     query = request.query or log_analytics.load_query(request.settings)
     routes = route(job_rows, environment_rows)
-    throttle = Throttle(sleep, clock, azure.max_retry_wait_seconds)
+    throttle = Throttle(sleep, clock, azure.max_retry_wait_seconds, deadline)
     workspaces: dict[str, list[HistoryJob]] = {}
     for r in routes:
         if r.workspace:

@@ -23,6 +23,7 @@ from auditor.collect.resource_graph import (
     RESOURCE_QUERIES,
     SUBSCRIPTIONS,
     Clock,
+    Deadline,
     Failure,
     GraphQuery,
     QueryResult,
@@ -41,6 +42,18 @@ from auditor.snapshot import write_collection, write_rows
 log = logging.getLogger(__name__)
 
 FILE_PREFIX = "resource-graph-"
+
+# Who changed which job how, in the 14 days Resource Graph keeps (`resourcechanges`). Azure's full
+# rows, `id` kept so pages carry skip tokens; their `type` is microsoft.resources/changes (the
+# row shape and its sources are in auditor.changes). Written as resource-graph-changes.json.
+CHANGES = GraphQuery(
+    "changes",
+    "resourcechanges | where type =~ 'microsoft.resources/changes' "
+    "| where properties.targetResourceType =~ 'microsoft.app/jobs' "
+    "| extend changeTime = todatetime(properties.changeAttributes.timestamp) "
+    "| where changeTime > ago(14d) | order by id asc",
+)
+QUERIES = (*RESOURCE_QUERIES, CHANGES)
 
 
 def _utc_now() -> datetime:
@@ -63,12 +76,14 @@ def collect(
     executions API; see `history`).
 
     Raises CollectionError when nothing at all could be read (sign-in failed, every batch
-    denied); anything less becomes a Gap and the scan goes on.
+    denied); anything less becomes a Gap and the scan goes on. Collection stops at the deadline
+    (`deadline_seconds` after the start, on `clock`): what was not read by then is a Gap.
     """
     started = now()
+    deadline = Deadline.after(settings.deadline_seconds, clock)
     endpoints = resolve(settings, environ)
     credential = build_credential(settings.auth, endpoints.cloud, environ)
-    throttle = Throttle(sleep, clock, settings.max_retry_wait_seconds)
+    throttle = Throttle(sleep, clock, settings.max_retry_wait_seconds, deadline)
     coverage = Coverage()
     try:
         with open_client(credential, endpoints, settings, throttle) as client:
@@ -76,15 +91,17 @@ def collect(
             found = _find_subscriptions(graph, settings, coverage, folder)
             targets = _targets(settings, found)
             results = [_collect_query(graph, query, targets, coverage, folder)
-                       for query in RESOURCE_QUERIES]
+                       for query in QUERIES]
         history_record = None
-        if history is not None and any(result.read for result in results):
+        if history is not None and any(result.read or result.rows for result in results):
             history_record = collect_history(
                 credential, endpoints, settings, history, _rows_of(results, JOBS),
-                _rows_of(results, ENVIRONMENTS), coverage, folder, sleep=sleep, clock=clock)
+                _rows_of(results, ENVIRONMENTS), coverage, folder, sleep=sleep, clock=clock,
+                deadline=deadline)
     finally:
         _close(credential)
-    if not any(result.read for result in results):
+    if not any(result.read or result.rows for result in results):
+        # Nothing at all came back; rows received before a failure still make a report.
         raise CollectionError(_nothing_read(results))
     record = _record(settings, endpoints, started, now(), found, results, throttle)
     if history_record is not None:
@@ -238,6 +255,12 @@ def _record(settings: AzureSettings, endpoints: Endpoints, started: datetime, fi
         },
         "throttling": {"waits": throttle.waits,
                        "seconds": round(throttle.waited_seconds, 3)},
+        "limits": {"deadline_seconds": settings.deadline_seconds,
+                   "deadline_passed": throttle.expired(),
+                   "max_retries": settings.max_retries,
+                   "max_retry_wait_seconds": settings.max_retry_wait_seconds,
+                   "connect_timeout_seconds": settings.connect_timeout_seconds,
+                   "read_timeout_seconds": settings.read_timeout_seconds},
     }
 
 

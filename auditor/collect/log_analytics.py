@@ -26,12 +26,17 @@ from pathlib import Path
 from typing import Any
 
 from azure.core.credentials import TokenCredential
-from azure.core.exceptions import AzureError, HttpResponseError
+from azure.core.exceptions import (
+    AzureError,
+    HttpResponseError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
 from azure.monitor.query import LogsQueryClient, LogsQueryStatus, LogsTable
 
 from auditor.collect.clouds import Endpoints
 from auditor.collect.credentials import sign_in_failed
-from auditor.collect.resource_graph import PacedRetryPolicy, Throttle
+from auditor.collect.resource_graph import DEADLINE_EXCEEDED, PacedRetryPolicy, Throttle
 from auditor.errors import InputError
 from auditor.settings import AzureSettings, HistorySettings
 
@@ -197,6 +202,8 @@ class LogsError(Exception):
 
     @property
     def reason(self) -> str:
+        if self.code == DEADLINE_EXCEEDED:
+            return f"{self.code}: {self.message.rstrip('.')}"
         status = f"HTTP {self.status}" if self.status else "no response"
         return f"{self.code} ({status}): {self.message.rstrip('.')}"
 
@@ -294,6 +301,7 @@ def open_client(credential: TokenCredential, endpoints: Endpoints, settings: Azu
         audience=endpoints.cloud.log_analytics_audience,
         retry_policy=LogsRetryPolicy(throttle, settings.max_retries,
                                      settings.max_retry_wait_seconds),
+        connection_timeout=settings.connect_timeout_seconds,
     )
 
 
@@ -415,20 +423,38 @@ class LogAnalytics:
                 result: WorkspaceResult) -> list[ExecutionRecord]:
         """One window, retried here when the service throttles without saying how long."""
         attempt = 0
+        reauthenticated = False
         while True:
             self._throttle.wait_turn()
+            deadline = self._throttle.deadline
+            if deadline is not None and self._throttle.expired():
+                raise LogsError(None, DEADLINE_EXCEEDED, deadline.message())
             result.requests += 1
+            read_timeout = min(self._timeout + READ_TIMEOUT_MARGIN_SECONDS,
+                               self._throttle.remaining())
             try:
                 response = self._client.query_workspace(
                     workspace, text, timespan=(start, end), server_timeout=self._timeout,
-                    read_timeout=self._timeout + READ_TIMEOUT_MARGIN_SECONDS)
+                    read_timeout=max(read_timeout, 0.001))
             except HttpResponseError as e:
+                if e.status_code == 401 and not reauthenticated:
+                    reauthenticated = True  # azure-core dropped the refused token: ask afresh
+                    continue
                 if e.status_code == 429 and not _retry_after(e) and attempt < self._max_retries:
                     self._throttle.back_off(attempt)
                     attempt += 1
                     continue
                 raise _from_http_error(e, self._auth) from e
-            except AzureError as e:  # no response at all: connection, TLS, timeout
+            except (ServiceRequestError, ServiceResponseError) as e:
+                # No reply (reset, timeout) to a read-only query: asking again is safe. A read
+                # timeout is not retried: the query would run as long again.
+                if (_worth_retrying(e) and attempt < self._max_retries
+                        and "timeout" not in type(e).__name__.lower()):
+                    self._throttle.back_off(attempt)
+                    attempt += 1
+                    continue
+                raise _no_response(e) from e
+            except AzureError as e:  # anything else without a usable response
                 raise _no_response(e) from e
             if response.status == LogsQueryStatus.PARTIAL:
                 tables = getattr(response, "partial_data", None) or []
@@ -471,6 +497,10 @@ def _owners(jobs: Sequence[HistoryJob], name: str, environment: str) -> list[His
     if environment and environment in known:
         return [j for j in named if (j.environment_name or "").lower() == environment]
     return named
+
+
+def _worth_retrying(error: AzureError) -> bool:
+    return "CERTIFICATE_VERIFY_FAILED" not in str(error)
 
 
 def _retry_after(error: HttpResponseError) -> str | None:

@@ -14,7 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
 from azure.core.credentials import TokenCredential
-from azure.core.exceptions import AzureError, ClientAuthenticationError, HttpResponseError
+from azure.core.exceptions import (
+    AzureError,
+    ClientAuthenticationError,
+    HttpResponseError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
 from azure.core.pipeline import PipelineResponse
 from azure.core.pipeline.policies import RetryPolicy
 from azure.mgmt.resourcegraph import ResourceGraphClient
@@ -22,6 +28,7 @@ from azure.mgmt.resourcegraph.models import QueryRequest, QueryRequestOptions, Q
 
 from auditor.collect.clouds import Endpoints
 from auditor.collect.credentials import sign_in_failed
+from auditor.collect.pipeline import disable_auto_registration
 from auditor.settings import AzureSettings
 
 log = logging.getLogger(__name__)
@@ -36,8 +43,30 @@ FIRST_BACKOFF_SECONDS = 1.0
 # The quota window (about 15 queries per 5 s per user), for a reply that omits the reset time.
 QUOTA_WINDOW_SECONDS = 5.0
 
+# The code of the failure recorded for everything the scan's deadline left unread.
+DEADLINE_EXCEEDED = "DeadlineExceeded"
+# Resource Graph answers a skip token it no longer accepts (expired, or the data moved) with 400:
+# the scope is read again from its first page, this many times, before it becomes a gap.
+SKIP_TOKEN_RESTARTS = 1
+
 Sleep = Callable[[float], None]
 Clock = Callable[[], float]
+
+
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    """When collection must stop (a value of the collection's clock), and the setting behind it."""
+
+    at: float
+    seconds: float
+
+    @classmethod
+    def after(cls, seconds: float, clock: Clock) -> Deadline:
+        return cls(clock() + seconds, seconds)
+
+    def message(self) -> str:
+        return (f"the scan's deadline of {self.seconds:g} s ([azure] deadline_seconds) passed "
+                f"before this was read")
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +158,8 @@ class GraphError(Exception):
 
     @property
     def reason(self) -> str:
+        if self.code == DEADLINE_EXCEEDED:
+            return f"{self.code}: {self.message.rstrip('.')}"
         status = f"HTTP {self.status}" if self.status else "no response"
         return f"{self.code} ({status}): {self.message.rstrip('.')}"
 
@@ -163,11 +194,20 @@ class Throttle:
     tests run instantly; the totals go into the collection record.
     """
 
-    def __init__(self, sleep: Sleep, clock: Clock, max_wait: float) -> None:
+    def __init__(self, sleep: Sleep, clock: Clock, max_wait: float,
+                 deadline: Deadline | None = None) -> None:
         self._sleep, self._clock, self._max_wait = sleep, clock, max_wait
+        self.deadline = deadline
         self._resume_at = 0.0
         self.waits = 0
         self.waited_seconds = 0.0
+
+    def remaining(self) -> float:
+        """Seconds left before the deadline (infinite without one)."""
+        return self.deadline.at - self._clock() if self.deadline else float("inf")
+
+    def expired(self) -> bool:
+        return self.remaining() <= 0
 
     def wait_turn(self) -> None:
         """Call before each request: sleeps until a quota reset or back-off has passed."""
@@ -176,7 +216,8 @@ class Throttle:
             self.pause(delay)
 
     def pause(self, seconds: float) -> None:
-        seconds = min(max(seconds, 0.0), self._max_wait)
+        """Sleep, at most `max_wait` and never past the deadline."""
+        seconds = min(max(seconds, 0.0), self._max_wait, max(self.remaining(), 0.0))
         if seconds <= 0:
             return
         log.info("Resource Graph throttling: waiting %.1f s", seconds)
@@ -233,8 +274,24 @@ class PacedRetryPolicy(RetryPolicy[Any, Any]):
         self._throttle = throttle
 
     def sleep(self, settings: dict[str, Any], transport: Any, response: Any = None) -> None:
-        retry_after = self.get_retry_after(response) if response is not None else None
+        retry_after = _retry_after_seconds(self, response) if response is not None else None
         self._throttle.pause(retry_after if retry_after else self.get_backoff_time(settings))
+
+    def increment(self, settings: dict[str, Any], response: Any = None,
+                  error: Exception | None = None) -> bool:
+        """No retry once the deadline has passed: the caller records what was not read."""
+        if self._throttle.expired():
+            return False
+        return bool(super().increment(settings, response=response, error=error))
+
+
+def _retry_after_seconds(policy: RetryPolicy[Any, Any], response: Any) -> float | None:
+    """Retry-After in seconds or as an HTTP date; an unreadable one is no hint (azure-core
+    would raise ValueError out of the pipeline)."""
+    try:
+        return policy.get_retry_after(response)
+    except (ValueError, TypeError, OverflowError):
+        return None
 
 
 # --- the client --------------------------------------------------------------------------------
@@ -242,14 +299,17 @@ class PacedRetryPolicy(RetryPolicy[Any, Any]):
 def open_client(credential: TokenCredential, endpoints: Endpoints, settings: AzureSettings,
                 throttle: Throttle) -> ResourceGraphClient:
     """The SDK client at the chosen endpoint, asking tokens for the cloud's ARM audience."""
-    return ResourceGraphClient(
+    client = ResourceGraphClient(
         credential,
         base_url=endpoints.arm,
         credential_scopes=[endpoints.cloud.arm_scope],
         api_version=settings.resource_graph_api_version,
         retry_policy=PacedRetryPolicy(throttle, settings.max_retries,
                                       settings.max_retry_wait_seconds),
+        connection_timeout=settings.connect_timeout_seconds,
+        read_timeout=settings.read_timeout_seconds,
     )
+    return disable_auto_registration(client)
 
 
 def _with_headers(pipeline_response: PipelineResponse[Any, Any], data: QueryResponse,
@@ -324,7 +384,13 @@ class ResourceGraph:
         self._auth = settings.auth
         self._page_size = settings.page_size
         self._max_retries = settings.max_retries
+        self._connect_timeout = settings.connect_timeout_seconds
+        self._read_timeout = settings.read_timeout_seconds
         self._split_budget = split_budget
+        self._pages_read = 0
+        # Set when sign-in stopped working after something was read: every later request would
+        # fail the same way, so the rest of the scope is recorded as not read without asking.
+        self._signed_out: GraphError | None = None
 
     def run(self, query: GraphQuery, scopes: Sequence[Scope]) -> QueryResult:
         """Every page of `query` over every scope; denied batches are split to pinpoint denials."""
@@ -359,10 +425,24 @@ class ResourceGraph:
         return reason
 
     def _read_scope(self, query: GraphQuery, scope: Scope, result: QueryResult) -> None:
-        """Follow skip tokens to the end: pages may hold fewer rows than $top and still go on."""
+        """Follow skip tokens to the end: pages may hold fewer rows than $top and still go on.
+
+        A skip token Azure refuses (400) sends the scope back to its first page, a bounded number
+        of times; the rows already received are kept and repeats are dropped by id.
+        """
         token: str | None = None
+        restarts = 0
         while True:
-            page = self._page(query, scope, token, result)
+            try:
+                page = self._page(query, scope, token, result)
+            except GraphError as e:
+                if token and e.status == 400 and restarts < SKIP_TOKEN_RESTARTS:
+                    log.info("query %s: skip token refused (%s); reading %s again from its "
+                             "first page", query.name, e.reason, scope.describe())
+                    restarts += 1
+                    token = None
+                    continue
+                raise
             result.pages += 1
             result.add(page.rows)
             if page.skip_token:
@@ -384,33 +464,82 @@ class ResourceGraph:
         request = scope.request(query.text, QueryRequestOptions(
             top=self._page_size, skip_token=token, result_format="objectArray"))
         attempt = 0
+        reauthenticated = False
         while True:
             self._throttle.wait_turn()
+            self._stop_if_past_deadline_or_signed_out()
             result.requests += 1
             try:
                 response, headers = self._send(request)
             except ClientAuthenticationError as e:
-                raise sign_in_failed(self._auth, e) from e
+                if e.status_code == 401 and not reauthenticated:
+                    # A token that expired or was revoked mid-scan: azure-core dropped it on the
+                    # 401, so asking again gets a fresh one from the credential.
+                    reauthenticated = True
+                    continue
+                raise self._signed_out_error(e) from e
             except HttpResponseError as e:
                 self._throttle.observe(_headers_of(e))
-                if _throttled_without_hint(e) and attempt < self._max_retries:
+                if _retryable_status(e) and attempt < self._max_retries:
                     self._throttle.back_off(attempt)
                     attempt += 1
                     continue
                 raise _from_http_error(e) from e
-            except AzureError as e:  # no response at all: connection, TLS, timeout
+            except (ServiceRequestError, ServiceResponseError) as e:
+                # No reply (reset, timeout): the query only reads, so asking again is safe.
+                if _worth_retrying(e) and attempt < self._max_retries:
+                    self._throttle.back_off(attempt)
+                    attempt += 1
+                    continue
+                raise _no_response(e) from e
+            except AzureError as e:  # anything else without a usable response
                 raise _no_response(e) from e
             self._throttle.observe(headers)
-            return _page_of(response)
+            page = _page_of(response)
+            self._pages_read += 1
+            return page
+
+    def _stop_if_past_deadline_or_signed_out(self) -> None:
+        if self._signed_out is not None:
+            raise self._signed_out
+        deadline = self._throttle.deadline
+        if deadline is not None and self._throttle.expired():
+            raise GraphError(None, DEADLINE_EXCEEDED, deadline.message())
+
+    def _signed_out_error(self, error: ClientAuthenticationError) -> Exception:
+        """Before anything was read, sign-in failing ends the scan (CollectionError); after, the
+        rows already read are kept and what is left becomes gaps."""
+        failure = sign_in_failed(self._auth, error)
+        if not self._pages_read:
+            return failure
+        self._signed_out = GraphError(error.status_code, "SignInFailed", str(failure))
+        return self._signed_out
 
     def _send(self, request: QueryRequest) -> tuple[QueryResponse, Mapping[str, str]]:
-        result = self._client.resources(request, cls=_with_headers)
+        read_timeout = max(min(self._read_timeout, self._throttle.remaining()), 0.001)
+        result = self._client.resources(request, cls=_with_headers,
+                                        connection_timeout=self._connect_timeout,
+                                        read_timeout=read_timeout)
         return cast(tuple[QueryResponse, Mapping[str, str]], result)
 
 
 def _throttled_without_hint(error: HttpResponseError) -> bool:
     """azure-core retries a POST only when Retry-After is present; the rest is ours to retry."""
     return error.status_code == 429 and not _headers_of(error).get("Retry-After")
+
+
+# Server errors worth asking again that azure-core does not retry for a POST (it retries 500, 503
+# and 504 itself, within the same max_retries).
+_TRANSIENT_STATUSES = {408, 502}
+
+
+def _retryable_status(error: HttpResponseError) -> bool:
+    return _throttled_without_hint(error) or error.status_code in _TRANSIENT_STATUSES
+
+
+def _worth_retrying(error: AzureError) -> bool:
+    """A dropped connection or a timeout may pass; an untrusted certificate will not."""
+    return "CERTIFICATE_VERIFY_FAILED" not in str(error)
 
 
 def _headers_of(error: HttpResponseError) -> Mapping[str, str]:

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from auditor.collect.resource_graph import FIRST_BACKOFF_SECONDS, SPLIT_BUDGET, SUBSCRIPTIONS
+from auditor.collect.live import QUERIES
+from auditor.collect.resource_graph import (
+    FIRST_BACKOFF_SECONDS,
+    JOBS,
+    SPLIT_BUDGET,
+    SUBSCRIPTIONS,
+)
 from auditor.coverage import Coverage
 from auditor.errors import CollectionError
 from auditor.snapshot import read_snapshot
@@ -26,7 +32,7 @@ def _estate(azure: AzureServer, *subscriptions: str, jobs_each: int = 1) -> None
 
 
 def _job_bodies(azure: AzureServer) -> list[dict[str, object]]:
-    return [b for b in azure.graph_bodies() if JOBS_TYPE in str(b["query"])]
+    return [b for b in azure.graph_bodies() if b["query"] == JOBS.text]
 
 
 # --- throttling --------------------------------------------------------------------------------
@@ -106,7 +112,7 @@ def test_an_exhausted_quota_holds_the_next_query_until_it_resets(
 
     # One wait, of the reset time, after the second reply and before the third request.
     assert fake_time.marks == [(2, 3.0)]
-    assert len(azure.requests) == 5
+    assert len(azure.requests) == 1 + len(QUERIES)
 
 
 def test_no_waiting_while_quota_remains(azure: AzureServer, run: Run,

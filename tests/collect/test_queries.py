@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from auditor.collect.live import QUERIES
 from auditor.collect.resource_graph import RESOURCE_QUERIES, SUBSCRIPTIONS
 from auditor.coverage import Coverage
 from auditor.errors import CollectionError
@@ -50,11 +51,11 @@ def test_sends_only_resource_graph_posts_with_the_configured_contract(
         assert "$skipToken" not in body["options"]
         assert body["subscriptions"] == [SUB_A]
     assert [b["query"] for b in azure.graph_bodies()] == [
-        SUBSCRIPTIONS.text, *(q.text for q in RESOURCE_QUERIES)]
+        SUBSCRIPTIONS.text, *(q.text for q in QUERIES)]
 
 
 def test_queries_filter_by_type_keep_whole_rows_and_page_in_id_order() -> None:
-    for query in RESOURCE_QUERIES:
+    for query in QUERIES:
         assert query.text.endswith("| order by id asc")
         assert "project" not in query.text and "join" not in query.text
         assert "limit" not in query.text and "take" not in query.text
@@ -124,7 +125,7 @@ def test_batches_subscriptions_per_request(
 
     coverage = run(subscriptions=subscriptions, subscriptions_per_request=per_request)
 
-    for query in (SUBSCRIPTIONS, *RESOURCE_QUERIES):
+    for query in (SUBSCRIPTIONS, *QUERIES):
         bodies = _bodies_for(azure, query.text)
         assert [len(b["subscriptions"]) for b in bodies] == sizes
         assert [s for b in bodies for s in b["subscriptions"]] == subscriptions
@@ -175,7 +176,7 @@ def test_management_group_scope_sends_management_groups(
     coverage = run(management_groups=["mg-prod"])
 
     bodies = azure.graph_bodies()
-    assert len(bodies) == 1 + len(RESOURCE_QUERIES)
+    assert len(bodies) == 1 + len(QUERIES)
     assert all(b["managementGroups"] == ["mg-prod"] and not b.get("subscriptions")
                for b in bodies)
     assert {j["subscriptionId"] for j in written(snapshot_dir, "resource-graph-jobs")} == {
@@ -218,4 +219,5 @@ def test_collection_record_names_the_scope_and_endpoint(
     assert record["scope"]["subscriptions_not_read"] == []
     assert record["coverage"] == coverage.to_dict()
     assert [q["name"] for q in record["coverage"]["queries"]] == [
-        "subscriptions", "jobs", "environments", "role-assignments", "role-definitions"]
+        "subscriptions", "jobs", "environments", "role-assignments", "role-definitions",
+        "changes"]

@@ -24,7 +24,7 @@ CHECK_KEYS = ["id", "title", "severity", "category", "evaluated", "passed", "fai
               "not_applicable", "unknown", "error"]
 FINDING_KEYS = ["check_id", "title", "status", "severity", "resource_id", "resource_name",
                 "subscription_id", "resource_group", "owner", "subject", "message", "evidence",
-                "remediation", "waiver", "expired_waiver"]
+                "remediation", "waiver", "expired_waiver", "fingerprint", "history"]
 
 
 def load(report: ScanReport, folder: Path) -> Any:
@@ -33,7 +33,8 @@ def load(report: ScanReport, folder: Path) -> Any:
 
 def test_schema_keys_in_documented_order(make_report: MakeReport, tmp_path: Path) -> None:
     document = load(make_report(), tmp_path)
-    assert list(document) == ["schema_version", "scan", "checks", "findings", "waivers"]
+    assert list(document) == ["schema_version", "scan", "checks", "findings", "waivers",
+                              "history", "resolved", "changes"]
     assert document["schema_version"] == 1
     assert list(document["scan"]) == SCAN_KEYS
     assert all(list(c) == CHECK_KEYS for c in document["checks"])

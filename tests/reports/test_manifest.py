@@ -23,7 +23,8 @@ def test_write_all_writes_every_report_then_the_manifest(make_report: MakeReport
                                                              folder: Path) -> None:
     written = reports.write_all(make_report(), folder)
     assert [p.name for p in written] == ["findings.json", "report.md", "report.xlsx",
-                                         "report.html", "manifest.json"]
+                                         "report.html", "findings.csv", "findings.sarif",
+                                         "cost.csv", "cost.parquet", "manifest.json"]
     assert not [p for p in folder.rglob(".*")]  # no temporary files left behind
 
 
@@ -31,8 +32,9 @@ def test_manifest_lists_every_file_with_its_hash(make_report: MakeReport,
                                                  folder: Path) -> None:
     reports.write_all(make_report(), folder)
     files = manifest(folder)["files"]
-    assert [f["path"] for f in files] == ["findings.json", "report.html", "report.md",
-                                          "report.xlsx", "snapshot/jobs.json"]
+    assert [f["path"] for f in files] == ["cost.csv", "cost.parquet", "findings.csv",
+                                          "findings.json", "findings.sarif", "report.html",
+                                          "report.md", "report.xlsx", "snapshot/jobs.json"]
     assert files == file_entries(folder)
     evidence = b'{"data": []}\n'
     assert files[-1] == {"path": "snapshot/jobs.json", "bytes": len(evidence),

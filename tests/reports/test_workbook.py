@@ -26,7 +26,7 @@ MakeWaiver = Callable[..., Waiver]
 
 FINDINGS_HEADER = ["Severity", "Check", "Title", "Status", "Resource name", "Resource group",
                    "Subscription", "Owner", "Subject", "Message", "Evidence", "Remediation",
-                   "Waiver", "Resource id", "Portal link"]
+                   "Waiver", "Resource id", "Portal link", "Since last scan", "Fingerprint"]
 FORMULAS = ['=HYPERLINK("http://evil","click")', "+1+1", "-1+1", "@SUM(1)", "\t=1", "#N/A"]
 
 
@@ -41,7 +41,8 @@ def rows(sheet: Worksheet) -> list[tuple[Any, ...]]:
 def test_sheets_in_order(make_report: MakeReport, tmp_path: Path) -> None:
     book = read(make_report(), tmp_path)
     assert book.sheetnames == ["Summary", "Findings", "Results", "Checks", "Controls",
-                               "Waivers", "Inventory", "Coverage"]
+                               "Waivers", "Inventory", "Changes", "Executions", "Cost by owner",
+                               "Cost by job", "Free grant", "Cost anomalies", "Coverage"]
 
 
 def test_findings_sheet_layout(make_report: MakeReport, tmp_path: Path) -> None:
@@ -51,7 +52,7 @@ def test_findings_sheet_layout(make_report: MakeReport, tmp_path: Path) -> None:
     assert list(table[0]) == FINDINGS_HEADER
     assert len(table) == 1 + len(report.findings)
     assert sheet.freeze_panes == "A2"
-    assert sheet.auto_filter.ref == f"A1:O{len(table)}"
+    assert sheet.auto_filter.ref == f"A1:Q{len(table)}"
     assert sheet.print_title_rows == "$1:$1"
     assert sheet.page_setup.orientation == "landscape"
     assert sheet.page_setup.fitToWidth == 1
@@ -106,7 +107,7 @@ def test_no_sheet_holds_a_formula(make_job: MakeJob, make_report: MakeReport,
     with zipfile.ZipFile(path) as archive:
         sheets = [archive.read(n) for n in archive.namelist()
                   if re.fullmatch(r"xl/worksheets/sheet\d+\.xml", n)]
-    assert len(sheets) == 8
+    assert len(sheets) == 14
     assert not any(re.search(rb"<f[ >]", xml) for xml in sheets)
 
 
