@@ -14,7 +14,7 @@ import math
 import statistics
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
 from auditor.actual_cost import ActualCosts
@@ -167,6 +167,88 @@ def allocate(costs: Iterable[JobCost], key: str) -> dict[str, float]:
     return dict(sorted(totals.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
+# --- dedicated workload profiles ----------------------------------------------------------------
+
+# vCPU and GiB of one instance of each dedicated profile size.
+PROFILE_SIZES = {"D4": (4, 16), "D8": (8, 32), "D16": (16, 64), "D32": (32, 128),
+                 "E4": (4, 32), "E8": (8, 64), "E16": (16, 128), "E32": (32, 256)}
+
+
+@dataclass(frozen=True, slots=True)
+class DedicatedRates:
+    vcpu_hour: float
+    gib_hour: float
+    management_hour: float  # per environment with dedicated profiles
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileCost:
+    """What one dedicated profile cost in the window, and how much of it jobs account for."""
+
+    environment_id: str
+    profile: str
+    instance_hours: float
+    cost: float
+    allocated: float  # to jobs, by their share of the instance-hours they occupied
+
+    @property
+    def idle(self) -> float:
+        return self.cost - self.allocated
+
+
+def allocate_dedicated(costs: list[JobCost], estate: Estate, rates: DedicatedRates,
+                       since: datetime, until: datetime) -> list[ProfileCost]:
+    """Replace the consumption-equivalent figures of jobs on dedicated profiles by their share
+    of the profile's instance cost.
+
+    A profile costs instance-hours at the dedicated rates: at least its minimum instance count
+    for the whole window, more when its jobs occupied more. Each job's share is the
+    instance-hours its replicas occupied (replica-seconds x the larger of its vCPU and memory
+    fraction of an instance); capacity no job used stays with the profile as idle cost. The
+    environment's management fee is spread the same way. Profiles of unknown size keep the
+    consumption-equivalent allocation.
+    """
+    hours = (until - since).total_seconds() / 3600
+    by_profile: dict[tuple[str, str], list[tuple[JobCost, float]]] = defaultdict(list)
+    for job_cost in costs:
+        environment = estate.environment_of(job_cost.job)
+        profile = environment.profile(job_cost.job.workload_profile_name) if environment else None
+        size = PROFILE_SIZES.get((profile.type or "").upper()) if profile else None
+        shape = replica_size(job_cost.job)
+        if environment is None or profile is None or size is None or shape is None:
+            continue
+        occupied = max(shape[0] / size[0], shape[1] / size[1]) * sum(
+            e.vcpu_seconds / shape[0] for e in job_cost.executions) / 3600 if shape[0] else 0.0
+        by_profile[(environment.id, profile.name)].append((job_cost, occupied))
+    results = []
+    for (environment_id, name), jobs in sorted(by_profile.items()):
+        environment = estate.environments[environment_id.lower()]
+        profile = environment.profile(name)
+        assert profile is not None and profile.type is not None
+        vcpu, gib = PROFILE_SIZES[profile.type.upper()]
+        used = sum(occupied for _, occupied in jobs)
+        instance_hours = max((profile.minimum_count or 0) * hours, used)
+        fee = rates.management_hour * hours / sum(
+            1 for e, _ in by_profile if e == environment_id)
+        cost = instance_hours * (vcpu * rates.vcpu_hour + gib * rates.gib_hour) + fee
+        allocated = 0.0
+        for job_cost, occupied in jobs:
+            share = cost * occupied / instance_hours if instance_hours else 0.0
+            _rescale(job_cost, share)
+            allocated += share
+        results.append(ProfileCost(environment_id, name, instance_hours, cost, allocated))
+    return results
+
+
+def _rescale(job_cost: JobCost, total: float) -> None:
+    """Spread `total` over the job's executions in proportion to their usage."""
+    current = job_cost.total
+    factor = total / current if current else 0.0
+    job_cost.executions = [replace(e, vcpu_cost=e.vcpu_cost * factor,
+                                   gib_cost=e.gib_cost * factor, method=ALLOCATION)
+                           for e in job_cost.executions]
+
+
 # --- anomalies --------------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
@@ -277,6 +359,7 @@ class CostView:
     anomaly: AnomalyPolicy
     rate_sources: Mapping[str, str] = field(default_factory=dict)  # job id -> rates used
     actual: ActualCosts | None = None  # from a Cost Management export, when given
+    profiles: tuple[ProfileCost, ...] = ()  # dedicated profiles, allocated to their jobs
 
     def of(self, job: Job) -> JobCost | None:
         return self.jobs.get(job.id.lower())

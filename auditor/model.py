@@ -152,6 +152,14 @@ class Job:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkloadProfile:
+    name: str
+    type: str | None  # "Consumption", or a dedicated size such as "D4" or "E8"
+    minimum_count: int | None
+    maximum_count: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class Environment:
     id: str
     name: str
@@ -165,6 +173,11 @@ class Environment:
     internal: bool | None
     public_network_access: str | None
     source: str = ""
+    workload_profiles: tuple[WorkloadProfile, ...] = ()
+
+    def profile(self, name: str | None) -> WorkloadProfile | None:
+        wanted = (name or "").lower()
+        return next((p for p in self.workload_profiles if p.name.lower() == wanted), None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ from auditor.model import (
     Secret,
     TriggerType,
     UserAssignedIdentity,
+    WorkloadProfile,
 )
 from auditor.snapshot import (
     CHANGES,
@@ -343,6 +344,10 @@ def environment_from_row(row: dict[str, Any], source: str = "") -> Environment |
         internal=_bool(vnet.get("internal")),
         public_network_access=_str(props.get("publicNetworkAccess")),
         source=source,
+        workload_profiles=tuple(
+            WorkloadProfile(str(p["name"]), _str(p.get("workloadProfileType")),
+                            _int(p.get("minimumCount")), _int(p.get("maximumCount")))
+            for p in map(_dict, _list(props.get("workloadProfiles"))) if _str(p.get("name"))),
     )
 
 

@@ -18,7 +18,14 @@ from typing import Any
 
 import requests
 
-from auditor.cost import AnomalyPolicy, CostView, Rates, job_costs
+from auditor.cost import (
+    AnomalyPolicy,
+    CostView,
+    DedicatedRates,
+    Rates,
+    allocate_dedicated,
+    job_costs,
+)
 from auditor.errors import CollectionError, InputError
 from auditor.model import Estate
 from auditor.settings import CostSettings
@@ -135,6 +142,9 @@ def price(estate: Estate, settings: CostSettings, since: datetime, until: dateti
     """Price every job's executions in [since, until) at its region's rates."""
     book = load_rate_book(settings)
     costs = job_costs(estate, lambda job: book.for_location(job.location), since, until)
+    profiles = allocate_dedicated(costs, estate, DedicatedRates(
+        settings.dedicated_vcpu_hour, settings.dedicated_gib_hour,
+        settings.dedicated_management_hour), since, until)
     return CostView(
         jobs={c.job.id.lower(): c for c in costs}, since=since, until=until,
         currency=settings.currency,
@@ -142,4 +152,5 @@ def price(estate: Estate, settings: CostSettings, since: datetime, until: dateti
                               settings.anomaly_min_history_days, settings.anomaly_lookback_days,
                               settings.anomaly_z_threshold),
         rate_sources={c.job.id.lower(): book.for_location(c.job.location).source
-                      for c in costs})
+                      for c in costs},
+        profiles=tuple(profiles))

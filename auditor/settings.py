@@ -124,6 +124,9 @@ class CostSettings(_Strict):
     gib_second: float = Field(gt=0)
     free_vcpu_seconds: float = Field(ge=0)
     free_gib_seconds: float = Field(ge=0)
+    dedicated_vcpu_hour: float = Field(ge=0)
+    dedicated_gib_hour: float = Field(ge=0)
+    dedicated_management_hour: float = Field(ge=0)
     regions: dict[str, RegionRates]
     prices_file: str
     anomaly_relative_floor: float = Field(ge=0)

@@ -20,7 +20,9 @@ from auditor.cost import (
     Anomaly,
     FreeGrant,
     JobCost,
+    ProfileCost,
     Rates,
+    allocate,
     free_grants,
 )
 from auditor.model import Execution, Job
@@ -248,3 +250,51 @@ def cost_anomalies(report: ScanReport) -> Table:
         Column("Resource id", lambda j: j.job.id, 60),
     )
     return _table("Cost anomalies", columns, anomalies(report))
+
+
+def dedicated_profiles(report: ScanReport) -> Table:
+    """Each dedicated workload profile: its instance cost, what its jobs account for, and the
+    idle capacity nobody's job used (shown, never spread silently)."""
+    currency = report.settings.cost.currency
+    names = {e.id.lower(): e.name for e in report.estate.environments.values()}
+    columns: tuple[Column[ProfileCost], ...] = (
+        Column("Environment", lambda p: names.get(p.environment_id.lower(), p.environment_id),
+               24),
+        Column("Profile", lambda p: p.profile, 16),
+        Column("Instance-hours", lambda p: round(p.instance_hours, 1), 12),
+        Column(f"Profile cost ({currency})", lambda p: round(p.cost, 4), 14),
+        Column(f"Allocated to jobs ({currency})", lambda p: round(p.allocated, 4), 14),
+        Column(f"Idle capacity ({currency})", lambda p: round(p.idle, 4), 14),
+    )
+    return _table("Dedicated profiles", columns, report.cost.profiles if report.cost else ())
+
+
+@dataclass(frozen=True, slots=True)
+class Allocation:
+    dimension: str
+    value: str
+    cost: float
+    share: float | None
+
+
+# Dimensions of the allocation: the owner tag from settings, then these.
+DIMENSIONS = (("cost-center", "cost center tag"), ("environment", "environment tag"),
+              ("subscription", "subscription"), ("resource_group", "resource group"))
+
+
+def allocation(report: ScanReport) -> Table:
+    """Estimated cost by owner, cost center, environment tag, subscription and resource group;
+    jobs without a value are the unallocated bucket of each dimension, never dropped."""
+    costs = job_cost_rows(report)
+    grand = sum(c.total for c in costs)
+    rows = [Allocation(label, value, cost, cost / grand if grand else None)
+            for key, label in ((report.settings.scan.owner_tag, "owner tag"), *DIMENSIONS)
+            for value, cost in allocate(costs, key).items()]
+    currency = report.settings.cost.currency
+    columns: tuple[Column[Allocation], ...] = (
+        Column("Dimension", lambda a: a.dimension, 18),
+        Column("Value", lambda a: a.value, 40),
+        Column(f"Estimated cost ({currency})", lambda a: round(a.cost, 4), 16),
+        Column("Share", lambda a: a.share, 10, "percent"),
+    )
+    return _table("Cost allocation", columns, rows)

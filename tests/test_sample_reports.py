@@ -155,6 +155,15 @@ def test_finops_sheets(out: Path) -> None:
         sum(r["Estimated cost (USD)"] for r in by_job), abs=0.01)
     assert "(unallocated)" in {r["Owner"] for r in by_owner}, "untagged cost is kept"
     assert book["Cost by owner"]._charts, "a native chart"
+    allocation = _records(book["Cost allocation"])
+    for dimension in ("owner tag", "cost center tag", "environment tag", "subscription",
+                      "resource group"):
+        rows = [r for r in allocation if r["Dimension"] == dimension]
+        assert sum(r["Estimated cost (USD)"] for r in rows) == pytest.approx(
+            sum(r["Estimated cost (USD)"] for r in by_job), abs=0.01), dimension
+    profiles = {r["Profile"]: r for r in _records(book["Dedicated profiles"])}
+    assert set(profiles) == {"D4-batch", "E8-ml"}
+    assert profiles["D4-batch"]["Idle capacity (USD)"] > 0, "minimum instances nobody used"
     anomalies = _records(book["Cost anomalies"])
     assert {r["Job"] for r in anomalies} == {"ml-batch-inference", "ml-model-training"}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from types import MappingProxyType
 
 import pytest
 
@@ -11,9 +12,11 @@ from auditor.cost import (
     CONSUMPTION,
     UNALLOCATED,
     AnomalyPolicy,
+    DedicatedRates,
     JobCost,
     Rates,
     allocate,
+    allocate_dedicated,
     daily_anomalies,
     execution_cost,
     free_grants,
@@ -21,8 +24,8 @@ from auditor.cost import (
     replica_seconds,
     replica_size,
 )
-from auditor.model import Estate, Execution
-from tests.factories import make_job
+from auditor.model import Environment, Estate, Execution, WorkloadProfile
+from tests.factories import ENV_ID, make_job
 
 RATES = Rates("USD", vcpu_second=0.000024, gib_second=0.000003, free_vcpu_seconds=180_000,
               free_gib_seconds=360_000, source="test")
@@ -196,3 +199,27 @@ def test_a_job_that_runs_on_few_days_is_judged_against_its_run_days() -> None:
     (anomaly,) = daily_anomalies(costs_of(BIG, series(BIG.id, minutes)), date(2026, 10, 21),
                                  date(2026, 11, 20), POLICY) or []
     assert anomaly.expected == pytest.approx(4.32)
+
+
+def test_dedicated_profile_cost_is_shared_by_occupied_instance_hours() -> None:
+    environment = Environment(
+        ENV_ID, "env-prod", None, None, None, MappingProxyType({}), None, None, None, None, None,
+        workload_profiles=(WorkloadProfile("D4-batch", "D4", 1, 3),))
+    on_profile = {"properties.workloadProfileName": "D4-batch"}
+    half = sized_job("half", cpu=2, memory="4Gi", **on_profile)  # half of a D4's 4 vCPU
+    memory = sized_job("memory", cpu=1, memory="8Gi", **on_profile)  # half of its 16 GiB
+    since, until = UNTIL - timedelta(days=1), UNTIL  # a 24-hour window
+    estate = Estate(jobs=(half, memory), environments={ENV_ID.lower(): environment},
+                    executions=(execution(half.id, since, 360), execution(memory.id, since, 120)))
+    costs = job_costs(estate, RATES, since, until)
+    rates = DedicatedRates(vcpu_hour=0.05, gib_hour=0.005, management_hour=0.1)
+    (profile,) = allocate_dedicated(costs, estate, rates, since, until)
+    # A D4 instance costs 4 x 0.05 + 16 x 0.005 = 0.28 an hour; minimum 1 instance for 24 h.
+    # Occupied: 6 h x 0.5 + 2 h x 0.5 = 4 instance-hours, less than the 24 reserved.
+    assert profile.instance_hours == 24
+    assert profile.cost == pytest.approx(24 * 0.28 + 24 * 0.1)
+    by_name = {c.job.name: c for c in costs}
+    assert by_name["half"].total == pytest.approx(profile.cost * 3 / 24)
+    assert by_name["memory"].total == pytest.approx(profile.cost * 1 / 24)
+    assert profile.idle == pytest.approx(profile.cost * 20 / 24), "idle capacity is shown"
+    assert all(e.method == ALLOCATION for c in costs for e in c.executions)
