@@ -39,7 +39,8 @@ def folder_digest(folder: Path) -> list[list[Any]]:
 
 def scan_id(*, tool_version: str, settings_digest: str, source: str, scope: Mapping[str, Any],
             as_of: datetime, started: datetime, waivers: Iterable[Mapping[str, str]],
-            evidence: Path) -> str:
+            evidence: list[list[Any]]) -> str:
+    """`evidence` is `folder_digest` of the snapshot evidence folder."""
     material = {
         "tool_version": tool_version,
         "settings_digest": settings_digest,
@@ -48,7 +49,7 @@ def scan_id(*, tool_version: str, settings_digest: str, source: str, scope: Mapp
         "as_of": as_of.isoformat(),
         "started": started.isoformat(),
         "waivers": list(waivers),
-        "evidence": folder_digest(evidence) if evidence.is_dir() else [],
+        "evidence": evidence,
     }
     text = json.dumps(material, sort_keys=True, default=str, separators=(",", ":"))
     return str(uuid.uuid5(SCAN_NAMESPACE, text))

@@ -49,6 +49,8 @@ class ScanInfo:
     tool_version: str
     scope: dict[str, Any] = field(default_factory=dict)
     snapshot_files: tuple[str, ...] = ()
+    # (path under snapshot/, bytes, SHA-256) of every evidence file, as the scan id used them.
+    evidence_files: tuple[tuple[str, int, str], ...] = ()
     other_types: dict[str, int] = field(default_factory=dict)
 
 

@@ -24,7 +24,7 @@ from auditor.history import HistoryStore
 from auditor.normalize import normalize
 from auditor.output import discard, publish, staging_folder
 from auditor.pricing import price
-from auditor.reproducible import scan_id
+from auditor.reproducible import folder_digest, scan_id
 from auditor.results import ScanInfo, ScanReport
 from auditor.settings import Settings
 from auditor.snapshot import RawSnapshot, read_snapshot
@@ -90,10 +90,12 @@ def run_scan(
             cost = replace(cost, actual=load_actual_costs(request.actual_cost, since, until))
         results, reviews = apply_waivers(
             evaluate(estate, active, request.settings.policy, as_of, cost), waivers, as_of)
+        evidence_files = folder_digest(evidence) if evidence.is_dir() else []
         info = ScanInfo(
             id=scan_id(tool_version=tool_version, settings_digest=request.settings.digest(),
                        source=request.source, scope=scope, as_of=as_of, started=started,
-                       waivers=(w.to_dict() for w in waivers), evidence=evidence),
+                       waivers=(w.to_dict() for w in waivers), evidence=evidence_files),
+            evidence_files=tuple((str(p), int(n), str(h)) for p, n, h in evidence_files),
             started=started,
             finished=clock(),
             as_of=as_of,

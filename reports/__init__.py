@@ -11,6 +11,7 @@ from reports.html_report import write_html
 from reports.json_report import write_findings_json
 from reports.manifest import write_manifest
 from reports.markdown import write_markdown
+from reports.owners import write_owner_reports
 from reports.sarif import write_sarif
 from reports.workbook import write_workbook
 
@@ -29,5 +30,6 @@ def write_all(report: ScanReport, folder: Path) -> list[Path]:
         write_csv(report, folder),
         write_sarif(report, folder),
         *write_focus(report, folder),
+        *write_owner_reports(report, folder),
     ]
     return [*written, write_manifest(report, folder)]

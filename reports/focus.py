@@ -50,6 +50,12 @@ def _money(value: float) -> Decimal:
     return Decimal(repr(round(value, 10)))
 
 
+def _unit_price(value: float) -> Decimal:
+    """Unit prices are tiny: keep 15 decimal places, so quantity x price gives the cost back
+    and a published rate (0.000024) reads exactly as published."""
+    return Decimal(repr(round(value, 15)))
+
+
 def _day_start(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
@@ -104,7 +110,8 @@ def _usage(cost: JobCost, currency: str, rates: str) -> Iterator[Row]:
                 "ChargeDescription": f"{meter} of job executions, estimated",
                 "ConsumedQuantity": _money(quantity), "ConsumedUnit": unit,
                 "PricingQuantity": _money(quantity), "PricingUnit": unit,
-                "ListUnitPrice": _money(unit_price), "ContractedUnitPrice": _money(unit_price),
+                "ListUnitPrice": _unit_price(unit_price),
+                "ContractedUnitPrice": _unit_price(unit_price),
                 "PricingCategory": "Standard", "ResourceId": job.id, "ResourceName": job.name,
                 "ResourceType": "Container Apps Job",
                 "RegionId": (job.location or "").replace(" ", "").lower() or None,
@@ -149,8 +156,8 @@ def _write_parquet(report: ScanReport, path: Path) -> Path:
     money = pa.decimal128(28, 10)
     types = {c: pa.string() for c in COLUMNS}
     types.update({c: money for c in ("BilledCost", "EffectiveCost", "ListCost",
-                                     "ContractedCost", "ConsumedQuantity", "PricingQuantity",
-                                     "ListUnitPrice", "ContractedUnitPrice")})
+                                     "ContractedCost", "ConsumedQuantity", "PricingQuantity")})
+    types.update({c: pa.decimal128(38, 20) for c in ("ListUnitPrice", "ContractedUnitPrice")})
     types.update({c: pa.timestamp("s", tz="UTC") for c in (
         "BillingPeriodStart", "BillingPeriodEnd", "ChargePeriodStart", "ChargePeriodEnd")})
     types["x_ExecutionCount"] = pa.int64()

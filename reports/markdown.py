@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from itertools import groupby
 from pathlib import Path
 
+from auditor.check import Status
 from auditor.cost import ALLOCATION, UNALLOCATED
 from auditor.results import ScanReport
 from reports import config_changes, finops
@@ -237,6 +238,21 @@ def _other_types(report: ScanReport) -> str:
             + body)
 
 
+def _top_risks(report: ScanReport, limit: int = 5) -> str:
+    """The most severe open failures, for the reader who stops after the first screen."""
+    risks = [r for r in report.findings if r.status is Status.FAIL and not r.waived][:limit]
+    if not risks:
+        return "## Top risks\n\nNo failing finding is open."
+    lines = ["## Top risks", ""]
+    lines += [f"{n}. **{r.check.severity.value}** {escape_text(r.check.title)}: "
+              f"{escape_text(r.job.name)} ({escape_text(report.owner(r.job) or 'no owner')}) "
+              f"— {escape_text(r.outcome.message)}" for n, r in enumerate(risks, start=1)]
+    more = len([r for r in report.findings if r.status is Status.FAIL and not r.waived]) - limit
+    if more > 0:
+        lines += ["", f"…and {more} more failing findings below."]
+    return "\n".join(lines)
+
+
 def _health_and_cost(report: ScanReport) -> str:
     """Top spenders, cost anomalies and unhealthy jobs: what FinOps and operators read."""
     if report.cost is None:
@@ -337,7 +353,8 @@ def _configuration_changes(report: ScanReport) -> str:
 
 
 def render(report: ScanReport) -> str:
-    sections = [_heading(report), _banner(report), _key_figures(report), _changes(report),
+    sections = [_heading(report), _banner(report), _key_figures(report), _top_risks(report),
+                _changes(report),
                 _configuration_changes(report), _checks(report), _health_and_cost(report),
                 _findings(report), _waivers(report), _coverage(report), _other_types(report)]
     sections = [s for s in sections if s]

@@ -211,6 +211,7 @@ def _summary_lines(sheet: WriteOnlyWorksheet, report: ScanReport) -> list[list[o
         ("Findings waived (accepted risks)", tables.counts(report)["waived"]),
         ("Coverage gaps", len(report.coverage.gaps)),
         ("Pass rate: passed / (passed + failed)", shown_rate),
+        *_trend(report),
     ]
     return [
         [_bold(sheet, "Azure Container Apps jobs: audit report", 16)],
@@ -224,6 +225,43 @@ def _summary_lines(sheet: WriteOnlyWorksheet, report: ScanReport) -> list[list[o
         [],
         [_bold(sheet, f"Findings by severity (as of {iso_utc(info.as_of)})")],
     ]
+
+
+def _trend(report: ScanReport) -> list[tuple[str, object]]:
+    """Against the previous complete scan of the same scope, when a history store is kept."""
+    history = report.history
+    if history is None or history.baseline is None:
+        return [("Trend", "first scan of this scope (no earlier scan to compare with)")]
+    baseline = history.baseline
+    return [("Previous scan (UTC)", utc(baseline.started).replace(tzinfo=None)),
+            ("Findings in the previous scan", baseline.findings),
+            ("New since the previous scan", history.new),
+            ("Persisting", history.persisting),
+            ("Resolved since the previous scan", len(history.resolved))]
+
+
+def _manifest(book: Workbook, report: ScanReport, max_rows: int) -> None:
+    """The evidence behind the reports: what was read, by which version under which settings.
+
+    manifest.json, written after this workbook, hashes every file, this one included; here are
+    the input files' hashes, so a reader of the workbook alone can check the evidence.
+    """
+    info = report.info
+    sheet = _new_sheet(book, "Manifest", (40, 70, 14))
+    history = report.history
+    for label, value in (
+            ("Tool version", info.tool_version), ("Scan id", info.id),
+            ("Settings digest (SHA-256)", report.settings.digest()),
+            ("Previous manifest (SHA-256)",
+             history.previous_manifest_sha256 if history else None),
+            ("Scope", scope_text(info.scope)), ("Evaluated as of (UTC)", info.as_of),
+            ("Every file, this workbook included, is hashed in", "manifest.json"),
+            ("Check it with", "auditor verify <this folder>")):
+        sheet.append([_cell(sheet, label), _cell(sheet, value, "wrap")])
+    sheet.append([])
+    sheet.append(_header(sheet, ("Input file (snapshot/)", "SHA-256", "Bytes")))
+    for name, size, digest in info.evidence_files:
+        sheet.append([_cell(sheet, name), _cell(sheet, digest), _cell(sheet, size)])
 
 
 def _severity_chart(sheet: WriteOnlyWorksheet, header_row: int) -> BarChart:
@@ -294,6 +332,7 @@ SHEETS: tuple[Sheet, ...] = (
     _table_sheet(finops.free_grant_table),
     _table_sheet(finops.cost_anomalies),
     _table_sheet(tables.coverage),
+    _manifest,
 )
 
 

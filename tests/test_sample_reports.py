@@ -25,7 +25,7 @@ def out(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_writes_every_output(out: Path) -> None:
     assert {p.name for p in out.iterdir()} == {
         "report.xlsx", "report.md", "report.html", "findings.json", "findings.csv",
-        "findings.sarif", "cost.csv", "cost.parquet", "manifest.json", "snapshot"}
+        "findings.sarif", "cost.csv", "cost.parquet", "manifest.json", "owners", "snapshot"}
 
 
 def test_findings_sheet_lists_the_sample_failures(out: Path) -> None:
@@ -179,3 +179,23 @@ def test_markdown_names_top_spenders_anomalies_and_unhealthy_jobs(out: Path) -> 
 def _records(sheet: Any) -> list[dict[str, Any]]:
     rows = list(sheet.iter_rows(values_only=True))
     return [dict(zip(rows[0], row, strict=True)) for row in rows[1:]]
+
+
+def test_manifest_sheet_hashes_the_evidence_and_summary_states_the_trend(out: Path) -> None:
+    import hashlib
+
+    book = load_workbook(out / "report.xlsx")
+    rows = list(book["Manifest"].iter_rows(values_only=True))
+    header = rows.index(("Input file (snapshot/)", "SHA-256", "Bytes"))
+    listed = {name: digest for name, digest, _ in rows[header + 1:]}
+    assert set(listed) == {p.name for p in (out / "snapshot").iterdir()}
+    for name, digest in listed.items():
+        assert hashlib.sha256((out / "snapshot" / name).read_bytes()).hexdigest() == digest
+    summary = [row[0] for row in book["Summary"].iter_rows(values_only=True) if row]
+    assert "Trend" in summary or "New since the previous scan" in summary
+
+
+def test_top_risks_come_first(out: Path) -> None:
+    text = (out / "report.md").read_text()
+    assert text.index("## Top risks") < text.index("## Findings")
+    assert "1. **critical**" in text.split("## Top risks", 1)[1]

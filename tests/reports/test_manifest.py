@@ -22,9 +22,11 @@ def manifest(folder: Path) -> Any:
 def test_write_all_writes_every_report_then_the_manifest(make_report: MakeReport,
                                                              folder: Path) -> None:
     written = reports.write_all(make_report(), folder)
-    assert [p.name for p in written] == ["findings.json", "report.md", "report.xlsx",
-                                         "report.html", "findings.csv", "findings.sarif",
-                                         "cost.csv", "cost.parquet", "manifest.json"]
+    assert [p.name for p in written if p.parent.name != "owners"] == [
+        "findings.json", "report.md", "report.xlsx", "report.html", "findings.csv",
+        "findings.sarif", "cost.csv", "cost.parquet", "manifest.json"]
+    assert {p.name for p in written if p.parent.name == "owners"} == {
+        p.name for p in (folder / "owners").iterdir()}
     assert not [p for p in folder.rglob(".*")]  # no temporary files left behind
 
 
@@ -32,9 +34,12 @@ def test_manifest_lists_every_file_with_its_hash(make_report: MakeReport,
                                                  folder: Path) -> None:
     reports.write_all(make_report(), folder)
     files = manifest(folder)["files"]
+    owners = sorted(f"owners/{p.name}" for p in (folder / "owners").iterdir())
+    assert owners, "one Markdown file per owner"
     assert [f["path"] for f in files] == ["cost.csv", "cost.parquet", "findings.csv",
-                                          "findings.json", "findings.sarif", "report.html",
-                                          "report.md", "report.xlsx", "snapshot/jobs.json"]
+                                          "findings.json", "findings.sarif", *owners,
+                                          "report.html", "report.md", "report.xlsx",
+                                          "snapshot/jobs.json"]
     assert files == file_entries(folder)
     evidence = b'{"data": []}\n'
     assert files[-1] == {"path": "snapshot/jobs.json", "bytes": len(evidence),

@@ -43,7 +43,7 @@ def test_sheets_in_order(make_report: MakeReport, tmp_path: Path) -> None:
     assert book.sheetnames == ["Summary", "Findings", "Results", "Checks", "Controls",
                                "Waivers", "Inventory", "Changes", "Executions", "Cost by owner",
                                "Cost by job", "Cost allocation", "Dedicated profiles",
-                               "Free grant", "Cost anomalies", "Coverage"]
+                               "Free grant", "Cost anomalies", "Coverage", "Manifest"]
 
 
 def test_findings_sheet_layout(make_report: MakeReport, tmp_path: Path) -> None:
@@ -108,7 +108,7 @@ def test_no_sheet_holds_a_formula(make_job: MakeJob, make_report: MakeReport,
     with zipfile.ZipFile(path) as archive:
         sheets = [archive.read(n) for n in archive.namelist()
                   if re.fullmatch(r"xl/worksheets/sheet\d+\.xml", n)]
-    assert len(sheets) == 16
+    assert len(sheets) == 17
     assert not any(re.search(rb"<f[ >]", xml) for xml in sheets)
 
 
