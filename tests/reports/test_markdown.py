@@ -84,7 +84,8 @@ def test_hostile_job_name_cannot_inject_html_or_headings(make_job: MakeJob,
     headings = [line for line in text.splitlines() if line.startswith("#")]
     assert all(re.match(r"#{1,4} [A-Z]", line) for line in headings)
     assert not any("Heading" in line for line in headings)
-    finding = next(line for line in text.splitlines() if "no identity" in line)
+    finding = next(line for line in text.splitlines()
+                   if "no identity" in line and line.startswith("- **"))
     assert unescape(finding.split("**")[1]) == HOSTILE
 
 
