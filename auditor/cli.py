@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="waivers file (TOML; default: the [scan] waivers setting)")
     scan.add_argument("--fail-on", choices=[s.value for s in Severity],
                       help="exit 1 when a failing finding has this severity or higher")
+    scan.add_argument("--exit-zero-on-findings", action="store_true",
+                      help="exit 0 even with failing findings (a scheduled job then fails only "
+                           "when the scan itself does: input errors 2, incomplete 3)")
     scan.add_argument("--as-of", type=_timestamp, metavar="TIME",
                       help="evaluate as of this UTC time (ISO 8601), for reproducible scans")
     scan.add_argument("--since", type=_timestamp, metavar="TIME",
@@ -84,12 +87,39 @@ def build_parser() -> argparse.ArgumentParser:
                       help="also upload the report folder to Blob Storage, under "
                            "https://ACCOUNT.blob.core.windows.net/CONTAINER/PREFIX/<folder name>/ "
                            "(signs in with --auth; see docs/deployment.md)")
+    scan.add_argument("--shard", type=_shard, metavar="I/N",
+                      help="scan only shard I of N: the subscriptions whose SHA-256 of the "
+                           "lower-case id, mod N, is I-1 (join the shards with `auditor merge`; "
+                           "a shard keeps no history unless --history is given)")
     kept = scan.add_mutually_exclusive_group()
     kept.add_argument("--history", type=Path, metavar="FILE",
                       help="history store to compare with and record into (SQLite; default: "
                            "[store] path, else ~/.local/share/auditor/history.sqlite)")
     kept.add_argument("--no-history", action="store_true",
                       help="neither compare with nor record into a history store")
+
+    merge = commands.add_parser(
+        "merge", help="evaluate the outputs of sharded scans together as one scan")
+    merge.add_argument("folders", type=Path, nargs="+", metavar="DIR",
+                       help="the --out folder of each shard (`auditor scan --shard I/N`)")
+    merge.add_argument("--out", type=Path, metavar="DIR",
+                       help="report folder (default ./audit-reports/<UTC timestamp>/)")
+    merge.add_argument("--config", type=Path, metavar="FILE",
+                       help="settings file (TOML): give the shards' own")
+    merge.add_argument("--waivers", type=Path, metavar="FILE",
+                       help="waivers file (TOML; default: the [scan] waivers setting)")
+    merge.add_argument("--fail-on", choices=[s.value for s in Severity],
+                       help="exit 1 when a failing finding has this severity or higher")
+    merge.add_argument("--exit-zero-on-findings", action="store_true",
+                       help="exit 0 even with failing findings")
+    merge.add_argument("--as-of", type=_timestamp, metavar="TIME",
+                       help="evaluate as of this UTC time (default: the latest shard's)")
+    merged_history = merge.add_mutually_exclusive_group()
+    merged_history.add_argument("--history", type=Path, metavar="FILE",
+                                help="history store to compare with and record into")
+    merged_history.add_argument("--no-history", action="store_true",
+                                help="neither compare with nor record into a history store")
+    merge.set_defaults(subscription=[], management_group=[], auth=None, cloud=None)
 
     prices = commands.add_parser("prices", help="consumption rates used to estimate cost")
     prices_action = prices.add_subparsers(dest="prices_action", required=True,
@@ -123,6 +153,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _shard(text: str) -> Any:
+    from auditor.shards import Shard
+
+    try:
+        return Shard.parse(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from e
+
+
 def _timestamp(text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -142,6 +181,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _list_checks(args)
         if args.command == "prices":
             return _update_prices(args)
+        if args.command == "merge":
+            return _merge(args)
         if args.command in ("history", "diff", "verify"):
             return {"history": _history, "diff": _diff, "verify": _verify}[args.command](args)
         return _scan(args)
@@ -198,7 +239,9 @@ def _scan(args: argparse.Namespace) -> int:
     request = ScanRequest(source=source, out=out, settings=settings, snapshot=args.snapshot,
                           as_of=args.as_of, waivers=args.waivers,
                           actual_cost=tuple(args.actual_cost), since=args.since,
-                          until=args.until, history=_store(args, settings))
+                          until=args.until, shard=args.shard,
+                          history=None if args.shard and args.history is None
+                          else _store(args, settings))
     upload = parse_upload_url(args.upload) if args.upload else None  # before a long scan
     report = run_scan(request, progress=_progress())
     failing = report.failing_at_or_above()
@@ -213,7 +256,26 @@ def _scan(args: argparse.Namespace) -> int:
               f"{sent.folder}/", file=sys.stderr)
     if not report.complete:
         return EXIT_INCOMPLETE
-    return EXIT_FINDINGS if failing else EXIT_OK
+    return EXIT_FINDINGS if failing and not args.exit_zero_on_findings else EXIT_OK
+
+
+def _merge(args: argparse.Namespace) -> int:
+    """`auditor merge DIR... --out OUT`: the shards' snapshots evaluated as one scan."""
+    import checks
+    from auditor.scan import run_scan
+    from auditor.shards import merge_request
+
+    settings = load_settings(args.config, _overrides(args),
+                             known_checks=[c.id for c in checks.catalogue()])
+    out = args.out or Path("audit-reports") / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    with merge_request(args.folders, out, settings, as_of=args.as_of, waivers=args.waivers,
+                       history=_store(args, settings)) as request:
+        report = run_scan(request, progress=_progress())
+    failing = report.failing_at_or_above()
+    _summary(report.complete, len(report.estate.jobs), len(report.findings), len(failing), out)
+    if not report.complete:
+        return EXIT_INCOMPLETE
+    return EXIT_FINDINGS if failing and not args.exit_zero_on_findings else EXIT_OK
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:

@@ -35,8 +35,11 @@ class Coverage:
         return not self.gaps
 
     def merge(self, other: Coverage) -> None:
+        """Add `other`; a gap already listed is not listed again (merged shards of one snapshot
+        each carry the input's own gaps)."""
         self.reads.extend(other.reads)
-        self.gaps.extend(other.gaps)
+        listed = set(self.gaps)
+        self.gaps.extend(g for g in other.gaps if g not in listed)
         self.queries.extend(other.queries)
 
     def to_dict(self) -> dict[str, Any]:

@@ -333,14 +333,18 @@ class HistoryStore:
 
     def _check_version(self) -> bool:
         """True for a store of this version; False for an empty file; else a HistoryError."""
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        # One statement, one snapshot: read separately, a store created by another scan between
+        # the two reads would look like a foreign SQLite file.
+        version, tables = self._db.execute(
+            "SELECT (SELECT user_version FROM pragma_user_version), "
+            "(SELECT count(*) FROM sqlite_master)").fetchone()
         if version == SCHEMA_VERSION:
             return True
         if version > SCHEMA_VERSION:
             raise HistoryError(str(self.path),
                                f"written by a newer auditor (store version {version})",
                                "upgrade auditor, or pass another --history FILE")
-        if self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+        if tables:
             raise HistoryError(str(self.path), "this SQLite file is not an auditor history store",
                                "pass another --history FILE")
         if self._read_only:

@@ -66,6 +66,10 @@ class ScanReport:
     cost: CostView | None = None
     # What the history store says of this scan's findings; None when no store is kept.
     history: History | None = None
+    # `findings`, sorted once: every report asks for it, and a large estate has hundreds of
+    # thousands of results. Not an init field, so `dataclasses.replace` starts afresh.
+    _findings: list[tuple[Result, ...]] = field(default_factory=list, init=False, repr=False,
+                                                compare=False)
 
     @property
     def complete(self) -> bool:
@@ -74,9 +78,11 @@ class ScanReport:
     @property
     def findings(self) -> tuple[Result, ...]:
         """Non-passing results, most severe first, then by check and resource."""
-        found = [r for r in self.results if r.status in FINDING_STATUSES]
-        return tuple(sorted(found, key=lambda r: (-r.check.severity.rank, r.check.id,
-                                                   r.job.id.lower(), r.outcome.subject)))
+        if not self._findings:
+            found = [r for r in self.results if r.status in FINDING_STATUSES]
+            self._findings.append(tuple(sorted(found, key=lambda r: (
+                -r.check.severity.rank, r.check.id, r.job.id.lower(), r.outcome.subject))))
+        return self._findings[0]
 
     def owner(self, job: Job) -> str | None:
         value = job.tag(self.settings.scan.owner_tag)

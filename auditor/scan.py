@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from importlib.resources import as_file, files
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import checks
 import reports
@@ -31,6 +32,9 @@ from auditor.snapshot import RawSnapshot, read_snapshot
 from auditor.waivers import Waiver, apply_waivers, load_waivers
 from reports.manifest import FILE_NAME as MANIFEST_FILE
 
+if TYPE_CHECKING:
+    from auditor.shards import MergePlan, Shard
+
 SNAPSHOT_DIR = "snapshot"
 SAMPLE_WAIVERS = "waivers.toml"
 Stage = Callable[[str], None]
@@ -38,7 +42,7 @@ Stage = Callable[[str], None]
 
 @dataclass(frozen=True, slots=True)
 class ScanRequest:
-    source: str  # "live", "snapshot" or "sample"
+    source: str  # "live", "snapshot", "sample" or "merge"
     out: Path
     settings: Settings
     snapshot: Path | None = None
@@ -48,6 +52,8 @@ class ScanRequest:
     since: datetime | None = None  # execution-history window (live scans); see history_window
     until: datetime | None = None
     history: Path | None = None  # the history store (auditor.history); None keeps no history
+    shard: Shard | None = None  # scan only this shard's subscriptions (auditor.shards)
+    merge: MergePlan | None = None  # source "merge": the shard outputs to evaluate as one scan
 
 
 def _no_progress(stage: str) -> None:
@@ -81,6 +87,7 @@ def run_scan(
         if source != evidence:
             _copy_evidence(source, evidence)
         estate = normalize(raw)
+        raw.items.clear()  # the estate holds what the checks need: free the raw rows early
         progress("evaluate")
         active = active_checks(catalogue, request.settings)
         as_of = request.as_of or started
@@ -153,19 +160,31 @@ def _gather(request: ScanRequest, evidence: Path,
     """Collect or locate the scan's input; return the scope it covers and the folder to read.
 
     A snapshot given by the user is read where it is (so errors name the user's files) and
-    copied into the evidence folder afterwards.
+    copied into the evidence folder afterwards. A shard of a snapshot, and a merge of shards,
+    are written into the evidence folder first (auditor.shards).
     """
+    if request.merge is not None:
+        from auditor.shards import gather_merge
+
+        return gather_merge(request.merge, evidence), evidence
+    if request.shard is not None and request.source != "live":
+        from auditor.shards import gather_slice
+
+        return gather_slice(request, evidence), evidence
     if request.source == "live":
         from auditor.collect.history import prepare
         from auditor.collect.live import collect  # the Azure SDKs load only for live scans
 
         history = prepare(request.settings.history, since=request.since, until=request.until,
                           as_of=request.as_of, now=started)
-        collect(request.settings.azure, evidence, history=history)
+        collect(request.settings.azure, evidence, history=history, shard=request.shard)
         azure = request.settings.azure
-        return {"subscriptions": list(azure.subscriptions),
-                "management_groups": list(azure.management_groups),
-                "cloud": azure.cloud}, evidence
+        scope: dict[str, object] = {"subscriptions": list(azure.subscriptions),
+                                    "management_groups": list(azure.management_groups),
+                                    "cloud": azure.cloud}
+        if request.shard is not None:
+            scope["shard"] = request.shard.to_dict()
+        return scope, evidence
     if request.source == "sample":
         with as_file(files("auditor.sample_estate")) as sample:
             _copy_evidence(Path(sample), evidence)

@@ -10,7 +10,7 @@ repeats every 400 years and in practice shows its tightest step within a few yea
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 
@@ -95,16 +95,28 @@ def shortest_gap_seconds(expression: str) -> int | None:
     """Seconds between the two closest consecutive firings; None if it never fires."""
     cron = parse(expression)
     times = sorted(h * 60 + m for h in cron.hours for m in cron.minutes)
-    start = date(2024, 1, 1)
-    firing = [d for d in (start + timedelta(days=i) for i in range(_WALK_DAYS))
-              if cron.fires_on(d)]
-    if not firing:
+    fires, day_step = _firing_days(replace(cron, minutes=frozenset(), hours=frozenset()))
+    if not fires:
         return None
     within_day = min((b - a for a, b in itertools.pairwise(times)), default=None)
-    day_steps = [(b - a).days for a, b in itertools.pairwise(firing)]
-    across_days = (min(day_steps) * 1440 - times[-1] + times[0]) if day_steps else None
+    across_days = (day_step * 1440 - times[-1] + times[0]) if day_step is not None else None
     gaps = [g for g in (within_day, across_days) if g is not None]
     return min(gaps) * 60 if gaps else None
+
+
+@lru_cache(maxsize=1024)
+def _firing_days(days: Cron) -> tuple[bool, int | None]:
+    """Whether a cron fires on any day, and the fewest days between two firing days.
+
+    Keyed by the day fields only (minutes and hours emptied): the walk over the calendar is the
+    slow part, and an estate's many expressions ("17 3 * * *", "40 22 * * *") share a few day
+    patterns.
+    """
+    start = date(2024, 1, 1)
+    firing = [d for d in (start + timedelta(days=i) for i in range(_WALK_DAYS))
+              if days.fires_on(d)]
+    steps = [(b - a).days for a, b in itertools.pairwise(firing)]
+    return bool(firing), min(steps) if steps else None
 
 
 def firings(expression: str, after: datetime, until: datetime, limit: int) -> list[datetime]:

@@ -43,6 +43,10 @@ _DESCRIPTIVE_ENDINGS = {"name", "names", "length", "len", "min", "max", "url", "
                         "vault", "location", "format", "prefix", "interval", "days", "seconds"}
 _PLACEHOLDER = re.compile(r"^(\$\{?[A-Za-z_][A-Za-z0-9_]*\}?|<[^>]*>|\{\{.*\}\}|x+|\*+|changeme"
                           r"|redacted|none|null|true|false|yes|no|on|off)$", re.IGNORECASE)
+# How to sign in, not a secret: `--auth managed-identity` (auditor's own), `--auth-type basic`.
+_AUTH_METHODS = {"managed-identity", "workload-identity", "service-principal", "system-assigned",
+                 "user-assigned", "anonymous", "default", "environment", "interactive",
+                 "device-code", "oauth", "oauth2", "bearer", "basic", "login", "cli", "msi"}
 _NAMED_ASSIGNMENT = re.compile(
     r"(?:^|[\s;&|\"'])-{0,2}([A-Za-z][A-Za-z0-9_.-]*)[=:]\s*([^\s;&|\"']+)")
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
@@ -90,8 +94,9 @@ def _url_with_password(text: str) -> bool:
 
 
 def _non_trivial(value: str) -> bool:
-    """Not empty, a number, a boolean, a placeholder, a plain URL or a Key Vault reference."""
-    if len(value) < 6 or _PLACEHOLDER.match(value):
+    """Not empty, a number, a boolean, a placeholder, an authentication method's name, a plain
+    URL or a Key Vault reference."""
+    if len(value) < 6 or _PLACEHOLDER.match(value) or value.lower() in _AUTH_METHODS:
         return False
     if re.fullmatch(r"[-+]?\d+(\.\d+)?", value):
         return False

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from auditor.coverage import Coverage, Gap, Read
 from auditor.errors import InputError
@@ -111,12 +113,31 @@ def _read_file(path: Path, name: str, snapshot: RawSnapshot) -> None:
             str(path), f"invalid JSON at line {e.lineno} column {e.colno}: {e.msg}",
             "re-export the file; it may be truncated",
         ) from e
+    if _ESCAPED_SURROGATE.search(text):
+        document = _without_lone_surrogates(document)
     before = sum(len(v) for v in snapshot.items.values()) + sum(snapshot.other_types.values())
     for row in _rows(document, path, name, snapshot):
         snapshot.add(row, name)
     after = sum(len(v) for v in snapshot.items.values()) + sum(snapshot.other_types.values())
     if not (isinstance(document, dict) and COLLECTION_KEY in document):
         snapshot.coverage.reads.append(Read(f"file {name}", "snapshot", after - before))
+
+
+# JSON may escape half of a surrogate pair on its own (`"\ud800"`): valid JSON, but no text
+# encoding can write it, so every report writer would fail. Such halves become U+FFFD.
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89abcdefABCDEF]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _without_lone_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\N{REPLACEMENT CHARACTER}", value)
+    if isinstance(value, list):
+        return [_without_lone_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {_without_lone_surrogates(k): _without_lone_surrogates(v)
+                for k, v in value.items()}
+    return value
 
 
 def _rows(document: Any, path: Path, name: str, snapshot: RawSnapshot) -> Iterator[Any]:
@@ -187,7 +208,31 @@ def _read_collection(record: Any, path: Path, snapshot: RawSnapshot) -> None:
     except (KeyError, TypeError, ValueError) as e:
         raise InputError(str(path), f"collection record is malformed ({e!r})",
                          "remove the file or restore it from the original scan") from e
-    snapshot.collection = record
+    snapshot.collection = record if snapshot.collection is None else \
+        _combined(snapshot.collection, record)
+
+
+def _combined(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+    """Two collection records in one snapshot (merged shards): the execution history of both,
+    sources united and the window spanning both; everything else from the first."""
+    histories = [h for h in (first.get("history"), second.get("history")) if isinstance(h, dict)]
+    if len(histories) < 2:
+        return {**first, "history": histories[0]} if histories else first
+    a, b = histories
+    sources: dict[str, Any] = {}
+    for history in (a, b):
+        if isinstance(history.get("sources"), dict):
+            sources.update(history["sources"])
+    window = a.get("window")
+    try:
+        ends = [(datetime.fromisoformat(str(w["since"]).replace("Z", "+00:00")),
+                 datetime.fromisoformat(str(w["until"]).replace("Z", "+00:00")))
+                for w in (a["window"], b["window"])]
+        window = {"since": min(s for s, _ in ends).isoformat(),
+                  "until": max(u for _, u in ends).isoformat()}
+    except (KeyError, TypeError, ValueError):
+        pass
+    return {**first, "history": {**a, "sources": sources, "window": window}}
 
 
 def write_json_atomic(path: Path, document: Any, *, private: bool = False) -> None:
@@ -195,14 +240,33 @@ def write_json_atomic(path: Path, document: Any, *, private: bool = False) -> No
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            json.dump(document, out, indent=1, ensure_ascii=False, sort_keys=False, default=str)
+        # backslashreplace writes a lone surrogate (valid in JSON from Azure, not encodable) as
+        # its JSON escape `\udxxx`, so the file reads back exactly as Azure sent it.
+        with os.fdopen(handle, "w", encoding="utf-8", errors="backslashreplace") as out:
+            _dump(document, out)
             out.write("\n")
         os.chmod(tmp, 0o600 if private else 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _dump(document: Any, out: TextIO) -> None:
+    """Indented JSON, except that rows (a `data` array) are written one per line: json only uses
+    its C encoder without `indent`, and the pure-Python one took minutes over the snapshot of a
+    large estate."""
+    rows = document.get("data") if isinstance(document, dict) else None
+    if not isinstance(rows, list):
+        json.dump(document, out, indent=1, ensure_ascii=False, sort_keys=False, default=str)
+        return
+    encode = json.JSONEncoder(ensure_ascii=False, default=str).encode
+    fields = []
+    for key, value in document.items():
+        text = encode(value) if value is not rows or not rows else \
+            "[\n" + ",\n".join(map(encode, rows)) + "\n]"
+        fields.append(f"{encode(key)}: {text}")
+    out.write("{\n" + ",\n".join(fields) + "\n}")
 
 
 def write_rows(folder: Path, name: str, rows: list[dict[str, Any]]) -> Path:

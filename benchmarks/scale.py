@@ -119,8 +119,8 @@ def _serve(spec: Spec, latency: float, conn: Connection) -> None:
         spans.append((started, time.monotonic()))
         return reply
 
-    server.router._routes = [(m, p, timed if h == answer else h)  # noqa: SLF001
-                             for m, p, h in server.router._routes]  # noqa: SLF001
+    server.router._routes = [(m, p, timed if h == answer else h)
+                             for m, p, h in server.router._routes]
 
     def executions(workspace: str) -> Any:
         def reply(query: Any) -> Reply:
@@ -143,7 +143,8 @@ def _serve(spec: Spec, latency: float, conn: Connection) -> None:
 
 # --- the scan process --------------------------------------------------------------------------
 
-def _scan(url: str, token: str, work: Path, since: str, conn: Connection) -> None:
+def _scan(url: str, token: str, work: Path, since: str, profile: str | None,
+          conn: Connection) -> None:
     from tests.azure_server import FakeAz, ca_bundle
 
     az = FakeAz(work / "fake-az-bin", token)
@@ -158,10 +159,18 @@ def _scan(url: str, token: str, work: Path, since: str, conn: Connection) -> Non
     import auditor.cli as cli
 
     marks: list[tuple[str, float]] = []
-    cli._progress = lambda: lambda stage: marks.append((stage, time.perf_counter()))  # noqa: SLF001
+    cli._progress = lambda: lambda stage: marks.append((stage, time.perf_counter()))
+    argv = ["scan", "--auth", "cli", "--as-of", AS_OF.isoformat(), "--since", since,
+            "--out", str(work / "out")]
     started = time.perf_counter()
-    code = cli.main(["scan", "--auth", "cli", "--as-of", AS_OF.isoformat(), "--since", since,
-                     "--out", str(work / "out")])
+    if profile:  # cProfile the whole scan (slows it down about threefold)
+        import cProfile
+
+        profiler = cProfile.Profile()
+        code = profiler.runcall(cli.main, argv)
+        profiler.dump_stats(profile)
+    else:
+        code = cli.main(argv)
     ended = time.perf_counter()
     stages = {}
     for (stage, at), (_next, until) in zip(marks, [*marks[1:], ("end", ended)], strict=True):
@@ -172,7 +181,8 @@ def _scan(url: str, token: str, work: Path, since: str, conn: Connection) -> Non
 
 # --- one size ----------------------------------------------------------------------------------
 
-def run(spec: Spec, *, latency: float, keep: Path | None) -> Result:
+def run(spec: Spec, *, latency: float, keep: Path | None,
+        profile: str | None = None) -> Result:
     from tests.azure_server import ca_bundle
 
     ca_bundle()  # made once here, so both children trust the same CA
@@ -186,7 +196,7 @@ def run(spec: Spec, *, latency: float, keep: Path | None) -> Result:
         url, token, result.estate = here.recv()
         since = (AS_OF - timedelta(days=spec.days)).isoformat()
         scan_end, scan_here = fork.Pipe()
-        scan = fork.Process(target=_scan, args=(url, token, work, since, scan_end))
+        scan = fork.Process(target=_scan, args=(url, token, work, since, profile, scan_end))
         scan.start()
         figures = scan_here.recv()
         scan.join()
@@ -296,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, metavar="DIR",
                         help="keep each scan's report folder under DIR")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures")
+    parser.add_argument("--profile", metavar="FILE",
+                        help="cProfile the largest scan into FILE (pstats format)")
     args = parser.parse_args(argv)
     if args.quick:
         args.jobs, args.subscriptions, args.days = 2000, 40, 30
@@ -307,7 +319,9 @@ def main(argv: list[str] | None = None) -> int:
         spec = Spec(jobs=jobs, subscriptions=subscriptions, days=args.days, seed=args.seed)
         print(f"running {jobs:,} jobs / {subscriptions:,} subscriptions / {args.days} days ...",
               file=sys.stderr, flush=True)
-        results.append(run(spec, latency=args.latency_ms / 1000, keep=args.keep))
+        profile = args.profile if (jobs, subscriptions) == sizes[-1] else None
+        results.append(run(spec, latency=args.latency_ms / 1000, keep=args.keep,
+                           profile=profile))
         print(report(results[-1]), flush=True)
     if len(results) == 2:
         print(growth(*results), flush=True)

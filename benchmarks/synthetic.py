@@ -30,7 +30,7 @@ import random
 import time
 from bisect import bisect_left
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
@@ -145,11 +145,15 @@ def build(spec: Spec) -> Estate:
             sub.id, f"/subscriptions/{sub.id}", _guid("user", sub.id), OWNER[0], "User"))
     weights = [0.5 + rng.random() for _ in subs]
     logs: dict[str, list[list[Any]]] = {}
+    assigned: set[str] = set()
     for n in range(spec.jobs):
         sub = rng.choices(subs, weights)[0]
         job, env_name, profile = _job_row(rng, sub, n)
         estate.resources.append(job)
-        estate.authorization += _job_assignments(rng, sub, job)
+        for assignment in _job_assignments(rng, sub, job):  # jobs may share an identity
+            if assignment["id"] not in assigned:
+                assigned.add(assignment["id"])
+                estate.authorization.append(assignment)
         logs.setdefault(sub.workspace, []).extend(
             _executions(rng, spec, job, env_name, profile))
     for workspace, rows in logs.items():
@@ -179,8 +183,8 @@ def _subscription(rng: random.Random, spec: Spec, n: int) -> _Subscription:
     sub = subscription_id(n)
     groups = [f"rg-{team}-{stage}" for team in rng.sample(TEAMS, 2) for stage in ("prod", "dev")]
     environments = [(f"/subscriptions/{sub}/resourceGroups/rg-platform/providers/"
-                     f"Microsoft.App/managedEnvironments/cae-{stage}-{n:04d}", f"cae-{stage}-{n:04d}")
-                    for stage in ("prod", "nonprod")]
+                     f"Microsoft.App/managedEnvironments/cae-{stage}-{n:04d}",
+                     f"cae-{stage}-{n:04d}") for stage in ("prod", "nonprod")]
     return _Subscription(
         n, sub, rng.choice(REGIONS), groups, environments,
         workspace_id((n - 1) // spec.subscriptions_per_workspace + 1),
@@ -338,9 +342,9 @@ def _job_row(rng: random.Random, sub: _Subscription,
 
 def _profile(rng: random.Random) -> _Profile:
     roll = rng.random()
-    kind = ("daily" if roll < 0.35 else "weekly" if roll < 0.50 else
-            "six-hourly" if roll < 0.53 else "hourly" if roll < 0.54 else
-            "manual" if roll < 0.80 else "event")
+    kind = ("daily" if roll < 0.20 else "weekly" if roll < 0.50 else
+            "six-hourly" if roll < 0.51 else "hourly" if roll < 0.512 else
+            "manual" if roll < 0.82 else "event")
     timeout = rng.choice((300, 600, 1800, 1800, 3600, 3600, 7200, 14400, 86400))
     near_timeout = rng.random() < 0.03
     duration = timeout * 0.9 if near_timeout else min(timeout * 0.6,
@@ -447,7 +451,7 @@ def _image(rng: random.Random, sub: _Subscription, name: str,
 
 # --- executions ---------------------------------------------------------------------------------
 
-_RATE = {"manual": 1 / 7, "event": 0.8}  # executions a day, on average
+_RATE = {"manual": 1 / 14, "event": 0.25}  # executions a day, on average
 _FIRINGS = {"daily": (0,), "weekly": (0,), "six-hourly": (0, 6, 12, 18), "hourly": range(24)}
 
 

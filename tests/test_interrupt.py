@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from auditor.cli import EXIT_TERMINATED, EXIT_USAGE, main
+from auditor.cli import EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, main
 from auditor.output import lock_path
 from tests.azure_server import (
     AzureServer,
@@ -112,6 +112,26 @@ def test_sigterm_mid_scan_leaves_the_previous_reports_and_a_second_scan_is_refus
     assert _leftovers(out) == []
 
 
+def test_ctrl_c_mid_scan_leaves_the_previous_reports(azure: AzureServer,
+                                                     tmp_path: Path) -> None:
+    out = tmp_path / "reports"
+    _previous_reports(out)
+    slow = azure.faults.delay(graph_query("microsoft.app/jobs"), seconds=60)
+    process = _start(out, tmp_path)
+    try:
+        _wait_for(slow, process)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == EXIT_INTERRUPTED, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    assert {p.name: p.read_text() for p in out.iterdir()} == OLD
+    assert _leftovers(out) == []
+
+
 def test_a_killed_scan_leaves_nothing_that_blocks_or_pollutes_the_next(
         azure: AzureServer, tmp_path: Path) -> None:
     """SIGKILL cannot be handled: the staging folder stays, but the kernel drops the lock, and
@@ -139,3 +159,53 @@ def test_sigterm_is_handled_only_while_main_runs() -> None:
     before = signal.getsignal(signal.SIGTERM)
     assert main(["checks", "--format", "json"]) == 0
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_an_interrupt_while_the_history_store_records_leaves_it_as_it_was(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The store takes a scan and its findings in one transaction: SIGTERM half way through the
+    insert rolls all of it back (the reports, already published, stay complete)."""
+    import sqlite3
+
+    from auditor import history
+    from auditor.cli import Terminated
+
+    store = tmp_path / "history.sqlite"
+    assert main(["scan", "--sample", "--history", str(store), "--as-of", AS_OF,
+                 "--out", str(tmp_path / "first")]) == 1
+
+    def counts() -> tuple[int, int]:
+        with sqlite3.connect(store) as db:
+            return (db.execute("SELECT COUNT(*) FROM scans").fetchone()[0],
+                    db.execute("SELECT COUNT(*) FROM findings").fetchone()[0])
+
+    before = counts()
+
+    class InterruptedMidInsert:
+        def __init__(self, db: sqlite3.Connection) -> None:
+            self._db = db
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self._db, name)
+
+        def executemany(self, *args: object) -> object:
+            self._db.executemany(*args)  # type: ignore[arg-type]
+            raise Terminated()  # the findings are in, the transaction not yet committed
+
+    real_enter = history.HistoryStore.__enter__
+
+    def enter(self: history.HistoryStore) -> history.HistoryStore:
+        entered = real_enter(self)
+        self._db = InterruptedMidInsert(self._db)  # type: ignore[assignment]
+        return entered
+
+    monkeypatch.setattr(history.HistoryStore, "__enter__", enter)
+    second = tmp_path / "second"
+    assert main(["scan", "--sample", "--history", str(store), "--as-of", AS_OF,
+                 "--out", str(second)]) == EXIT_TERMINATED
+    monkeypatch.undo()
+
+    assert counts() == before  # nothing of the interrupted scan was recorded
+    assert (second / "manifest.json").is_file()  # its reports were published before, complete
+    assert "terminated (SIGTERM)" in capsys.readouterr().err

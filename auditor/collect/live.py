@@ -37,6 +37,7 @@ from auditor.collect.resource_graph import (
 from auditor.coverage import Coverage, Gap, Read
 from auditor.errors import CollectionError
 from auditor.settings import AzureSettings
+from auditor.shards import Shard
 from auditor.snapshot import write_collection, write_rows
 
 log = logging.getLogger(__name__)
@@ -69,8 +70,12 @@ def collect(
     now: Callable[[], datetime] = _utc_now,
     environ: Mapping[str, str] | None = None,
     history: HistoryRequest | None = None,
+    shard: Shard | None = None,
 ) -> Coverage:
     """Read the scope in `settings` from Resource Graph into `folder`; return the coverage.
+
+    With `shard`, only that shard's subscriptions are read (auditor.shards): explicit ones are
+    filtered before anything is asked, a tenant's or management group's after they are listed.
 
     With `history`, the execution history of the jobs just read follows (Log Analytics, else the
     executions API; see `history`).
@@ -80,6 +85,12 @@ def collect(
     (`deadline_seconds` after the start, on `clock`): what was not read by then is a Gap.
     """
     started = now()
+    asked = settings
+    if shard is not None and settings.subscriptions:
+        settings = settings.model_copy(update={"subscriptions": tuple(
+            s for s in settings.subscriptions if shard.owns(s))})
+        if not settings.subscriptions:
+            return _empty_shard(asked, folder, shard, started, now, environ)
     deadline = Deadline.after(settings.deadline_seconds, clock)
     endpoints = resolve(settings, environ)
     credential = build_credential(settings.auth, endpoints.cloud, environ)
@@ -90,6 +101,10 @@ def collect(
             graph = ResourceGraph(client, settings, throttle)
             found = _find_subscriptions(graph, settings, coverage, folder)
             targets = _targets(settings, found)
+            if shard is not None and not settings.subscriptions:
+                targets = batches("subscriptions", [i for i in _subscription_ids(found.rows)
+                                                    if shard.owns(i)],
+                                  settings.subscriptions_per_request)
             results = [_collect_query(graph, query, targets, coverage, folder)
                        for query in QUERIES]
         history_record = None
@@ -100,12 +115,31 @@ def collect(
                 deadline=deadline)
     finally:
         _close(credential)
-    if not any(result.read or result.rows for result in results):
+    asked_anything = any(result.scopes for result in results)  # a shard may own nothing
+    if asked_anything and not any(result.read or result.rows for result in results):
         # Nothing at all came back; rows received before a failure still make a report.
         raise CollectionError(_nothing_read(results))
-    record = _record(settings, endpoints, started, now(), found, results, throttle)
+    record = _record(asked, endpoints, started, now(), found, results, throttle)
     if history_record is not None:
         record["history"] = history_record
+    if shard is not None:
+        record["shard"] = shard.to_dict()
+    write_collection(folder, record, coverage)
+    return coverage
+
+
+def _empty_shard(settings: AzureSettings, folder: Path, shard: Shard, started: datetime,
+                 now: Callable[[], datetime], environ: Mapping[str, str] | None) -> Coverage:
+    """A shard that owns none of the asked subscriptions: nothing to ask Azure, and a snapshot
+    of empty results that says so."""
+    coverage = Coverage()
+    found = QueryResult(SUBSCRIPTIONS, [])
+    results = [QueryResult(query, []) for query in QUERIES]
+    for result in (found, *results):
+        _account(result, coverage, folder, consequence="")
+    record = _record(settings, resolve(settings, environ), started, now(), found, results,
+                     Throttle(time.sleep, time.monotonic, 0.0))
+    record["shard"] = shard.to_dict()
     write_collection(folder, record, coverage)
     return coverage
 

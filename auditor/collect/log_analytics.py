@@ -471,8 +471,9 @@ class LogAnalytics:
     def _rows(self, result: WorkspaceResult) -> list[dict[str, Any]]:
         """Each merged execution as a resource of the job it belongs to."""
         owned: dict[str, tuple[HistoryJob, ExecutionRecord]] = {}
+        owners = _Owners(result.jobs)
         for (name, environment, execution), record in sorted(result.records.items()):
-            candidates = _owners(result.jobs, name, environment)
+            candidates = owners.of(name, environment)
             if not candidates:  # a replacement query that does not filter to the scope
                 result.out_of_scope += 1
                 continue
@@ -489,14 +490,25 @@ class LogAnalytics:
         return sorted(rows, key=lambda r: str(r["id"]).lower())
 
 
-def _owners(jobs: Sequence[HistoryJob], name: str, environment: str) -> list[HistoryJob]:
+class _Owners:
     """The jobs in scope a row may belong to: those of its name, narrowed by the logged
-    environment name when that is one of theirs (logs may name environments otherwise)."""
-    named = [j for j in jobs if j.name.lower() == name]
-    known = {(j.environment_name or "").lower() for j in jobs}
-    if environment and environment in known:
-        return [j for j in named if (j.environment_name or "").lower() == environment]
-    return named
+    environment name when that is one of theirs (logs may name environments otherwise).
+
+    Indexed once per workspace: one holds thousands of jobs and far more executions, and a scan
+    of every job per execution row took minutes.
+    """
+
+    def __init__(self, jobs: Sequence[HistoryJob]) -> None:
+        self._named: dict[str, list[HistoryJob]] = {}
+        for job in jobs:
+            self._named.setdefault(job.name.lower(), []).append(job)
+        self._known = {(j.environment_name or "").lower() for j in jobs}
+
+    def of(self, name: str, environment: str) -> list[HistoryJob]:
+        named = self._named.get(name, [])
+        if environment and environment in self._known:
+            return [j for j in named if (j.environment_name or "").lower() == environment]
+        return list(named)
 
 
 def _worth_retrying(error: AzureError) -> bool:

@@ -158,3 +158,18 @@ def test_existing_output_folder_gets_new_reports(tmp_path: Path,
     assert run(capsys, "scan", "--snapshot", str(folder), "--out", str(out))[0] == 0
     assert (out / "notes.txt").read_text() == "kept"
     assert (out / "report.xlsx").exists() and (out / "snapshot" / "jobs.json").exists()
+
+
+def test_exit_zero_on_findings_for_scheduled_runs(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    folder = snapshot(tmp_path, [job_row(identity=None)])
+    code, err = run(capsys, "scan", "--snapshot", str(folder), "--out", str(tmp_path / "o"),
+                    "--exit-zero-on-findings")
+    assert code == 0, err
+    assert "1 failing" in err, "the findings are still reported"
+    (tmp_path / "p").mkdir()
+    partial = snapshot(tmp_path / "p", {"count": 1, "data": [job_row(identity=None)],
+                                        "skip_token": "x", "total_records": 2})
+    code, _ = run(capsys, "scan", "--snapshot", str(partial), "--out", str(tmp_path / "o2"),
+                  "--exit-zero-on-findings")
+    assert code == 3, "an incomplete scan still fails the run"

@@ -56,6 +56,8 @@ def test_credentials_are_found(value: str, name: str | None, reason: str) -> Non
     ("The quick brown fox jumps over the lazy dog", "MESSAGE"),
     ("https://user@example.com/path", None),
     ("", "PASSWORD"),
+    ("managed-identity", "auth"),  # `auditor scan --auth managed-identity` in a job's args
+    ("workload-identity", "AUTH"),
 ])
 def test_near_misses_are_not_flagged(value: str, name: str | None) -> None:
     assert credential_reason(value, name) is None

@@ -240,9 +240,10 @@ CASES = [
          gaps={(API, f"job {job_row(SUB_B, f'job-{n}')['id']}") for n in range(JOBS_EACH)},
          reason="MissingSubscriptionRegistration (HTTP 409)", check=_no_registration),
     # --- the deadline ---------------------------------------------------------------------
-    Case("deadline-passes-mid-scan", _slow(graph_query(JOBS), 0.6, times=None),
+    # Jobs pages take 1.2 s each; the deadline (3 s) passes while the third is awaited.
+    Case("deadline-passes-mid-scan", _slow(graph_query(JOBS), 1.2, times=None),
          gaps={(source, BOTH) for source in _graph_sources()},
-         reason="", settings={"deadline_seconds": 1.0},
+         reason="", settings={"deadline_seconds": 3.0},
          loose_sources=frozenset({LA, API, "Resource Graph jobs"})),
 ]
 
