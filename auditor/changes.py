@@ -37,6 +37,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from auditor.model import Change, PropertyChange
+from auditor.readers import as_dict, as_int, as_str, as_time, id_part
 from auditor.secret_scan import credential_reason, mask
 from auditor.snapshot import JOBS, RawItem
 
@@ -67,7 +68,7 @@ def changes_from(items: Iterable[RawItem]) -> tuple[Change, ...]:
         change = change_from_row(item.row, item.source)
         if change is None:
             continue
-        attributes = _dict(_dict(item.row.get("properties")).get("changeAttributes"))
+        attributes = as_dict(as_dict(item.row.get("properties")).get("changeAttributes"))
         snapshot = attributes.get("newResourceSnapshotId")
         key = (change.id or f"{change.resource_id}|{change.timestamp}|{snapshot}").lower()
         if key in seen:
@@ -80,30 +81,30 @@ def changes_from(items: Iterable[RawItem]) -> tuple[Change, ...]:
 
 def change_from_row(row: dict[str, Any], source: str = "") -> Change | None:
     """One `resourcechanges` row of a job; None for another resource type or no target."""
-    props = _dict(row.get("properties"))
-    target = _str(props.get("targetResourceId"))
+    props = as_dict(row.get("properties"))
+    target = as_str(props.get("targetResourceId"))
     if not target:
         return None
-    kind = (_str(props.get("targetResourceType")) or "").lower()
+    kind = (as_str(props.get("targetResourceType")) or "").lower()
     if kind != JOBS and not (not kind and _JOB_ID.search(target)):
         return None
-    attributes = _dict(props.get("changeAttributes"))
+    attributes = as_dict(props.get("changeAttributes"))
     return Change(
-        id=_str(row.get("id")),
+        id=as_str(row.get("id")),
         resource_id=target,
-        subscription_id=_str(row.get("subscriptionId")) or _id_part(target, "subscriptions"),
-        resource_group=_id_part(target, "resourcegroups") or _str(row.get("resourceGroup")),
-        change_type=_str(props.get("changeType")),
-        timestamp=_time(attributes.get("timestamp")),
+        subscription_id=as_str(row.get("subscriptionId")) or id_part(target, "subscriptions"),
+        resource_group=id_part(target, "resourcegroups") or as_str(row.get("resourceGroup")),
+        change_type=as_str(props.get("changeType")),
+        timestamp=as_time(attributes.get("timestamp")),
         changed_by=_actor(attributes.get("changedBy")),
         changed_by_type=_actor(attributes.get("changedByType")),
         client_type=_actor(attributes.get("clientType")),
         operation=_actor(attributes.get("operation")),
         correlation_id=_actor(attributes.get("correlationId")),
-        changes_count=_int(attributes.get("changesCount")),
+        changes_count=as_int(attributes.get("changesCount")),
         property_changes=tuple(
-            property_change(str(path), _dict(detail))
-            for path, detail in sorted(_dict(props.get("changes")).items(),
+            property_change(str(path), as_dict(detail))
+            for path, detail in sorted(as_dict(props.get("changes")).items(),
                                        key=lambda kv: str(kv[0]))),
         source=source,
     )
@@ -121,8 +122,8 @@ def property_change(path: str, detail: dict[str, Any]) -> PropertyChange:
         after = CHANGED_HIDDEN
     return PropertyChange(
         path=shown_path, before=before, after=after,
-        property_change_type=_str(detail.get("propertyChangeType")),
-        change_category=_str(detail.get("changeCategory")),
+        property_change_type=as_str(detail.get("propertyChangeType")),
+        change_category=as_str(detail.get("changeCategory")),
         masked=path_masked or before_masked or after_masked,
     )
 
@@ -226,49 +227,9 @@ def _safe_path(path: str) -> tuple[str, bool]:
 
 def _actor(value: Any) -> str | None:
     """Who and how: Azure's own strings, masked if one ever looks like a credential."""
-    text = _str(value)
+    text = as_str(value)
     if text and credential_reason(text):
         return mask(text)
     return text or None
 
 
-# --- small, total readers (as in auditor.normalize) --------------------------------------------
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _str(value: Any) -> str | None:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)
-    return None
-
-
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    return None
-
-
-def _time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else None
-
-
-def _id_part(resource_id: str, segment: str) -> str | None:
-    parts = resource_id.strip("/").split("/")
-    for index, part in enumerate(parts[:-1]):
-        if part.lower() == segment:
-            return parts[index + 1]
-    return None
