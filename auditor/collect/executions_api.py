@@ -23,7 +23,12 @@ from auditor.collect.clouds import Endpoints
 from auditor.collect.credentials import sign_in_failed
 from auditor.collect.log_analytics import EXECUTION_TYPE, HistoryJob
 from auditor.collect.pipeline import disable_auto_registration
-from auditor.collect.resource_graph import DEADLINE_EXCEEDED, PacedRetryPolicy, Throttle
+from auditor.collect.resource_graph import (
+    DEADLINE_EXCEEDED,
+    PacedRetryPolicy,
+    ServiceError,
+    Throttle,
+)
 from auditor.settings import AzureSettings
 
 log = logging.getLogger(__name__)
@@ -33,19 +38,8 @@ SOURCE = "executions-api"
 KEPT_EXECUTIONS = 100
 
 
-class ApiError(Exception):
-    """A job whose executions could not be listed, with Azure's status, code and message."""
-
-    def __init__(self, status: int | None, code: str, message: str) -> None:
-        self.status, self.code, self.message = status, code, message
-        super().__init__(self.reason)
-
-    @property
-    def reason(self) -> str:
-        if self.code == DEADLINE_EXCEEDED:
-            return f"{self.code}: {self.message.rstrip('.')}"
-        status = f"HTTP {self.status}" if self.status else "no response"
-        return f"{self.code} ({status}): {self.message.rstrip('.')}"
+class ApiError(ServiceError):
+    """A job whose executions could not be listed."""
 
 
 @dataclass(slots=True)

@@ -36,7 +36,12 @@ from azure.monitor.query import LogsQueryClient, LogsQueryStatus, LogsTable
 
 from auditor.collect.clouds import Endpoints
 from auditor.collect.credentials import sign_in_failed
-from auditor.collect.resource_graph import DEADLINE_EXCEEDED, PacedRetryPolicy, Throttle
+from auditor.collect.resource_graph import (
+    DEADLINE_EXCEEDED,
+    PacedRetryPolicy,
+    ServiceError,
+    Throttle,
+)
 from auditor.errors import InputError
 from auditor.settings import AzureSettings, HistorySettings
 
@@ -191,21 +196,13 @@ def _iso(value: datetime | None) -> str | None:
 
 # --- errors ------------------------------------------------------------------------------------
 
-class LogsError(Exception):
-    """A window that could not be read, with the service's status, code and message."""
+class LogsError(ServiceError):
+    """A window that could not be read; `over_limits` when a smaller window may succeed."""
 
     def __init__(self, status: int | None, code: str, message: str, *,
                  over_limits: bool = False) -> None:
-        self.status, self.code, self.message = status, code, message
         self.over_limits = over_limits
-        super().__init__(self.reason)
-
-    @property
-    def reason(self) -> str:
-        if self.code == DEADLINE_EXCEEDED:
-            return f"{self.code}: {self.message.rstrip('.')}"
-        status = f"HTTP {self.status}" if self.status else "no response"
-        return f"{self.code} ({status}): {self.message.rstrip('.')}"
+        super().__init__(status, code, message)
 
 
 def _from_http_error(error: HttpResponseError, auth: str) -> LogsError:

@@ -145,16 +145,13 @@ def batches(kind: ScopeKind, ids: Sequence[str], size: int) -> list[Scope]:
 
 # --- errors ------------------------------------------------------------------------------------
 
-class GraphError(Exception):
-    """A Resource Graph request that failed, with Azure's status, error code and message."""
+class ServiceError(Exception):
+    """An Azure request that failed, with the status, error code and message Azure gave; its
+    `reason` is what coverage records. Each collector raises its own subclass."""
 
     def __init__(self, status: int | None, code: str, message: str) -> None:
         self.status, self.code, self.message = status, code, message
         super().__init__(self.reason)
-
-    @property
-    def denied(self) -> bool:
-        return self.status == 403
 
     @property
     def reason(self) -> str:
@@ -162,6 +159,14 @@ class GraphError(Exception):
             return f"{self.code}: {self.message.rstrip('.')}"
         status = f"HTTP {self.status}" if self.status else "no response"
         return f"{self.code} ({status}): {self.message.rstrip('.')}"
+
+
+class GraphError(ServiceError):
+    """A Resource Graph request that failed."""
+
+    @property
+    def denied(self) -> bool:
+        return self.status == 403
 
 
 def _from_http_error(error: HttpResponseError) -> GraphError:
