@@ -15,7 +15,7 @@ import logging
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -114,12 +114,21 @@ def build_parser() -> argparse.ArgumentParser:
                        help="exit 0 even with failing findings")
     merge.add_argument("--as-of", type=_timestamp, metavar="TIME",
                        help="evaluate as of this UTC time (default: the latest shard's)")
+    merge.add_argument("--within", type=float, metavar="HOURS", default=12.0,
+                       help="refuse shards whose scans started further apart than this "
+                            "(default 12): a shard left over from an earlier run")
+    merge.add_argument("--upload", metavar="URL",
+                       help="also upload the merged report folder to Blob Storage "
+                            "(see `scan --upload`)")
+    merge.add_argument("--auth", choices=["default", "cli", "managed-identity",
+                                          "workload-identity", "environment"],
+                       help="how to sign in for --upload")
     merged_history = merge.add_mutually_exclusive_group()
     merged_history.add_argument("--history", type=Path, metavar="FILE",
                                 help="history store to compare with and record into")
     merged_history.add_argument("--no-history", action="store_true",
                                 help="neither compare with nor record into a history store")
-    merge.set_defaults(subscription=[], management_group=[], auth=None, cloud=None)
+    merge.set_defaults(subscription=[], management_group=[], cloud=None)
 
     prices = commands.add_parser("prices", help="consumption rates used to estimate cost")
     prices_action = prices.add_subparsers(dest="prices_action", required=True,
@@ -264,15 +273,26 @@ def _merge(args: argparse.Namespace) -> int:
     import checks
     from auditor.scan import run_scan
     from auditor.shards import merge_request
+    from auditor.upload import UploadError, parse_upload_url, upload_reports
 
     settings = load_settings(args.config, _overrides(args),
                              known_checks=[c.id for c in checks.catalogue()])
     out = args.out or Path("audit-reports") / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    upload = parse_upload_url(args.upload) if args.upload else None
     with merge_request(args.folders, out, settings, as_of=args.as_of, waivers=args.waivers,
-                       history=_store(args, settings)) as request:
+                       history=_store(args, settings),
+                       within=timedelta(hours=args.within)) as request:
         report = run_scan(request, progress=_progress())
     failing = report.failing_at_or_above()
     _summary(report.complete, len(report.estate.jobs), len(report.findings), len(failing), out)
+    if upload is not None:
+        try:
+            sent = upload_reports(out, upload, settings.azure)
+        except UploadError as e:
+            print(f"auditor: upload failed: {e}; the reports are in {out}", file=sys.stderr)
+            return EXIT_INCOMPLETE
+        print(f"auditor: uploaded {len(sent.blobs)} files to {upload.url.rstrip('/')}/"
+              f"{sent.folder}/", file=sys.stderr)
     if not report.complete:
         return EXIT_INCOMPLETE
     return EXIT_FINDINGS if failing and not args.exit_zero_on_findings else EXIT_OK

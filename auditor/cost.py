@@ -360,12 +360,19 @@ class CostView:
     rate_sources: Mapping[str, str] = field(default_factory=dict)  # job id -> rates used
     actual: ActualCosts | None = None  # from a Cost Management export, when given
     profiles: tuple[ProfileCost, ...] = ()  # dedicated profiles, allocated to their jobs
+    # `anomalies` per lower-cased job id, computed once: the check and several reports ask for
+    # every job's. Not an init field, so `dataclasses.replace` starts afresh.
+    _anomalies: dict[str, list[Anomaly] | None] = field(default_factory=dict, init=False,
+                                                        repr=False, compare=False)
 
     def of(self, job: Job) -> JobCost | None:
         return self.jobs.get(job.id.lower())
 
     def anomalies(self, job: Job) -> list[Anomaly] | None:
-        cost = self.of(job)
-        if cost is None:
-            return []
-        return daily_anomalies(cost, self.since.date(), self.until.date(), self.anomaly)
+        key = job.id.lower()
+        if key not in self._anomalies:
+            cost = self.jobs.get(key)
+            self._anomalies[key] = [] if cost is None else daily_anomalies(
+                cost, self.since.date(), self.until.date(), self.anomaly)
+        found = self._anomalies[key]
+        return None if found is None else list(found)

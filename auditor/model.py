@@ -6,7 +6,7 @@ into `unknown` rather than guessing. Records are built only by `auditor.normaliz
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -280,6 +280,18 @@ class Estate:
     history_sources: Mapping[str, str] = field(default_factory=_empty_mapping)
     # Resource Graph change records of jobs, oldest first (auditor.changes).
     changes: tuple[Change, ...] = ()
+    # Principal id -> positions of its role assignments in `role_assignments` (normalize builds
+    # it: scanning every assignment for every job is quadratic in a large estate).
+    assignments_by_principal: Mapping[str, tuple[int, ...]] = field(
+        default_factory=_empty_mapping)  # type: ignore[arg-type]
+
+    def assignments_of(self, principal_ids: Iterable[str]) -> list[RoleAssignment]:
+        """The role assignments of these principals, in `role_assignments` order."""
+        wanted = set(principal_ids)
+        if self.role_assignments and not self.assignments_by_principal:  # an estate built by hand
+            return [a for a in self.role_assignments if a.principal_id in wanted]
+        positions = sorted({i for p in wanted for i in self.assignments_by_principal.get(p, ())})
+        return [self.role_assignments[i] for i in positions]
 
     def environment_of(self, job: Job) -> Environment | None:
         return self.environments.get((job.environment_id or "").lower())

@@ -78,6 +78,10 @@ def normalize(snapshot: RawSnapshot) -> Estate:
         assignment_from_row(i.row, i.source) for i in snapshot.items[ROLE_ASSIGNMENTS])
     definitions = _unique(
         definition_from_row(i.row, i.source) for i in snapshot.items[ROLE_DEFINITIONS])
+    by_principal: dict[str, list[int]] = {}
+    for position, assignment in enumerate(assignments):
+        if assignment.principal_id:
+            by_principal.setdefault(assignment.principal_id, []).append(position)
     by_job: dict[str, list[Execution]] = {}
     for execution in executions:
         by_job.setdefault((execution.job_id or "").lower(), []).append(execution)
@@ -95,6 +99,8 @@ def normalize(snapshot: RawSnapshot) -> Estate:
             str(k).lower(): str(v) for k, v in sources.items()} if isinstance(sources, dict)
             else {}),
         changes=changes_from(snapshot.items[CHANGES]),
+        assignments_by_principal=MappingProxyType(
+            {principal: tuple(positions) for principal, positions in by_principal.items()}),
     )
 
 

@@ -66,10 +66,10 @@ class ScanReport:
     cost: CostView | None = None
     # What the history store says of this scan's findings; None when no store is kept.
     history: History | None = None
-    # `findings`, sorted once: every report asks for it, and a large estate has hundreds of
-    # thousands of results. Not an init field, so `dataclasses.replace` starts afresh.
-    _findings: list[tuple[Result, ...]] = field(default_factory=list, init=False, repr=False,
-                                                compare=False)
+    # What is derived once and shared by every report, since a large estate has hundreds of
+    # thousands of results: `findings`, `check_counts`, and what writers keep here (the finding
+    # records of reports.tables). Not an init field, so `dataclasses.replace` starts afresh.
+    memo: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def complete(self) -> bool:
@@ -78,11 +78,12 @@ class ScanReport:
     @property
     def findings(self) -> tuple[Result, ...]:
         """Non-passing results, most severe first, then by check and resource."""
-        if not self._findings:
+        if "findings" not in self.memo:
             found = [r for r in self.results if r.status in FINDING_STATUSES]
-            self._findings.append(tuple(sorted(found, key=lambda r: (
-                -r.check.severity.rank, r.check.id, r.job.id.lower(), r.outcome.subject))))
-        return self._findings[0]
+            self.memo["findings"] = tuple(sorted(found, key=lambda r: (
+                -r.check.severity.rank, r.check.id, r.job.id.lower(), r.outcome.subject)))
+        findings: tuple[Result, ...] = self.memo["findings"]
+        return findings
 
     def owner(self, job: Job) -> str | None:
         value = job.tag(self.settings.scan.owner_tag)
@@ -90,17 +91,20 @@ class ScanReport:
 
     def check_counts(self) -> dict[str, dict[str, int]]:
         """Per check id: counts by status, plus `evaluated` (every job the check ran on)."""
-        tally: dict[str, Counter[str]] = {c.id: Counter() for c in self.checks}
-        for r in self.results:
-            tally[r.check.id][r.status.value] += 1
-            tally[r.check.id]["waived"] += r.waived
-        return {
-            check_id: {"evaluated": sum(t.values()) - t["waived"], "passed": t["pass"],
-                       "failed": t["fail"], "waived": t["waived"],
-                       "not_applicable": t["not_applicable"],
-                       "unknown": t["unknown"], "error": t["error"]}
-            for check_id, t in tally.items()
-        }
+        if "check_counts" not in self.memo:
+            tally: dict[str, Counter[str]] = {c.id: Counter() for c in self.checks}
+            for r in self.results:
+                tally[r.check.id][r.status.value] += 1
+                tally[r.check.id]["waived"] += r.waived
+            self.memo["check_counts"] = {
+                check_id: {"evaluated": sum(t.values()) - t["waived"], "passed": t["pass"],
+                           "failed": t["fail"], "waived": t["waived"],
+                           "not_applicable": t["not_applicable"],
+                           "unknown": t["unknown"], "error": t["error"]}
+                for check_id, t in tally.items()
+            }
+        counts: dict[str, dict[str, int]] = self.memo["check_counts"]
+        return {check_id: dict(tally) for check_id, tally in counts.items()}
 
     def failing_at_or_above(self) -> list[Result]:
         threshold = self.settings.scan.fail_on.rank

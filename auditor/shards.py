@@ -30,7 +30,7 @@ import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from importlib.resources import as_file, files
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -166,6 +166,7 @@ class ShardOutput:
     of: dict[str, Any]  # what was sharded: the scope every shard of a set shares
     scope: dict[str, Any] | None  # the scope in its findings.json, when there is one
     as_of: datetime | None
+    started: datetime | None
     manifest_sha256: str | None
 
 
@@ -192,8 +193,10 @@ class MergePlan:
                                    "missing": list(self.missing)}}
 
 
-def inspect(folders: Sequence[Path]) -> MergePlan:
-    """Read and check the shard outputs to merge: one shard set, each shard at most once."""
+def inspect(folders: Sequence[Path], *, within: timedelta | None = None) -> MergePlan:
+    """Read and check the shard outputs to merge: one shard set, each shard at most once, and
+    (with `within`) scans that started within that time of each other, so a shard's output
+    left over from an earlier run is not merged as if it were today's."""
     if not folders:
         raise InputError("merge", "no shard folders given", "pass the --out folder of each shard")
     outputs = sorted((_output(folder) for folder in folders), key=lambda o: o.shard.index)
@@ -211,6 +214,16 @@ def inspect(folders: Sequence[Path]) -> MergePlan:
             raise InputError(str(other.folder), "this shard scanned another scope than "
                              f"{outputs[0].folder} ({other.of} against {outputs[0].of})",
                              "merge only shards of the same scan")
+    started = [o for o in outputs if o.started is not None]
+    if within is not None and started:
+        first = min(started, key=lambda o: o.started or datetime.min)
+        last = max(started, key=lambda o: o.started or datetime.min)
+        assert first.started is not None and last.started is not None
+        if last.started - first.started > within:
+            raise InputError(str(first.folder), f"shard {first.shard.describe()} started at "
+                             f"{first.started.isoformat()}, {last.started - first.started} "
+                             f"before shard {last.shard.describe()} ({last.folder}): it is "
+                             "not from the same run", "rerun the stale shard, or raise --within")
     count = counts.pop()
     present = {o.shard.index for o in outputs}
     missing = tuple(i for i in range(1, count + 1) if i not in present)
@@ -244,6 +257,7 @@ def _output(folder: Path) -> ShardOutput:
         folder=folder, shard=shard, of=_sharded_scope(record),
         scope=scope if isinstance(scope, dict) else None,
         as_of=_time(scan.get("as_of")) if isinstance(scan, dict) else None,
+        started=_time(scan.get("started")) if isinstance(scan, dict) else None,
         manifest_sha256=hashlib.sha256(manifest.read_bytes()).hexdigest()
         if manifest.is_file() else None)
 
@@ -309,13 +323,13 @@ def gather_merge(plan: MergePlan, evidence: Path) -> dict[str, object]:
 
 @contextmanager
 def merge_request(folders: Sequence[Path], out: Path, settings: Settings, *,
-                  as_of: datetime | None, waivers: Path | None,
-                  history: Path | None = None) -> Iterator[ScanRequest]:
+                  as_of: datetime | None, waivers: Path | None, history: Path | None = None,
+                  within: timedelta | None = None) -> Iterator[ScanRequest]:
     """The scan request that merges `folders`: as of the latest shard unless `as_of` is given;
     the sample's waivers when the shards scanned the sample and no waivers are configured."""
     from auditor.scan import SAMPLE_WAIVERS, ScanRequest
 
-    plan = inspect(folders)
+    plan = inspect(folders, within=within)
     with as_file(files("auditor.sample_estate").joinpath(SAMPLE_WAIVERS)) as sample_waivers:
         if waivers is None and not settings.scan.waivers and plan.sample:
             waivers = Path(sample_waivers)

@@ -85,14 +85,17 @@ class Result:
 
 # --- the server process ------------------------------------------------------------------------
 
-def fewest_queries(estate_counts: dict[str, int], subscriptions: int) -> int:
-    """The fewest Resource Graph queries the data needs: the tenant's subscriptions in pages of
-    1,000, then per resource query at least one request per 100 subscriptions and one per 1,000
-    rows (built-in role definitions are tenant rows: every batch returns them again)."""
-    batches = math.ceil(subscriptions / SUBSCRIPTIONS_PER_REQUEST)
-    fewest = math.ceil(subscriptions / PAGE_ROWS)
-    for key in ("jobs", "environments", "role_assignments", "role_definitions"):
-        fewest += max(batches, math.ceil(estate_counts[key] / PAGE_ROWS))
+def fewest_queries(record: dict[str, Any]) -> int:
+    """The fewest Resource Graph queries the data needs, from the scan's collection record: per
+    query the scan ran, at least one request per 100 subscriptions (Azure's advice; one for the
+    tenant-wide listing of subscriptions) and at least one per 1,000 rows it returned."""
+    fewest = 0
+    for query in record["coverage"]["queries"]:
+        if "batches" not in query:  # Log Analytics and the executions API
+            continue
+        scoped = query["subscriptions"] or query["management_groups"]
+        batches = math.ceil(scoped / SUBSCRIPTIONS_PER_REQUEST) if scoped else 1
+        fewest += max(batches, math.ceil(query["rows"] / PAGE_ROWS))
     return fewest
 
 
@@ -103,6 +106,7 @@ def _serve(spec: Spec, latency: float, conn: Connection) -> None:
     server = AzureServer()
     graph = server.resource_graph
     graph.quota = SlidingWindowQuota(GRAPH_QUOTA, GRAPH_WINDOW)
+    graph.cache_selections = True  # the estate is final: pages are served as Azure would
     graph.add("resourcecontainers", *estate.subscription_rows)
     graph.add("resources", *estate.resources)
     graph.add("authorizationresources", *estate.authorization)
@@ -211,7 +215,8 @@ def run(spec: Spec, *, latency: float, keep: Path | None,
     result.peak_rss_mib = figures["peak_rss_mib"]
     result.graph_requests, result.graph_refused = served["graph_requests"], served["graph_refused"]
     result.graph_span, result.logs_requests = served["graph_span"], served["logs_requests"]
-    result.graph_fewest = fewest_queries(result.estate, spec.subscriptions)
+    record = json.loads((work / "out" / "snapshot" / "collection.json").read_text())
+    result.graph_fewest = fewest_queries(record["auditor_collection"])
     result.logs_fewest = result.estate["workspaces"]
     result.outputs = _sizes(work / "out")
     if keep is not None:

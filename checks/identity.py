@@ -117,7 +117,7 @@ def privileged_roles(job: Job, context: Context) -> Outcome:
     principals = set(job.identity.principal_ids)
     if not principals:
         return unknown("The job's identity principal ids are not in the data.")
-    assignments = [a for a in context.estate.role_assignments if a.principal_id in principals]
+    assignments = context.estate.assignments_of(principals)
     if not assignments:
         return unknown("No role assignments for the job's identities are in the data; export "
                        "authorizationresources to evaluate least privilege.")

@@ -14,10 +14,12 @@ from __future__ import annotations
 import csv
 import json
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from auditor.cost import ALLOCATION, ExecutionCost, JobCost
 from auditor.results import ScanReport
@@ -26,6 +28,7 @@ from reports.atomic import replacing
 from reports.csv_report import ENCODING, cell
 
 CSV_NAME = "cost.csv"
+PARQUET_BATCH_ROWS = 65_536
 PARQUET_NAME = "cost.parquet"
 SERVICE = {"ServiceName": "Azure Container Apps", "ServiceCategory": "Compute",
            "ServiceSubcategory": "Containers", "ProviderName": "Microsoft",
@@ -44,6 +47,7 @@ COLUMNS = (
     "x_EstimationMethod", "x_ExecutionCount", "x_RatesSource", "x_ResourceGroup",
 )
 Row = dict[str, str | Decimal | datetime | int | None]
+_POSITION = {column: index for index, column in enumerate(COLUMNS)}
 
 
 def _money(value: float) -> Decimal:
@@ -68,6 +72,13 @@ def _month(day: date) -> tuple[datetime, datetime]:
 
 def rows(report: ScanReport) -> Iterator[Row]:
     """FOCUS rows: usage per job, day and meter, then the free-grant credits."""
+    for shared, own in _parts(report):
+        yield {**shared, **own}
+
+
+def _parts(report: ScanReport) -> Iterator[tuple[Row, Row]]:
+    """Each row as what it shares with the other rows of its job (the same object for all of
+    them) and what is its own; writers format the shared part once per job."""
     view = report.cost
     if view is None:
         return
@@ -77,7 +88,7 @@ def rows(report: ScanReport) -> Iterator[Row]:
     for grant in finops.grants(report):
         month = date.fromisoformat(f"{grant.month}-01")
         start, end = _month(month)
-        yield {**dict.fromkeys(COLUMNS), **SERVICE,
+        yield {}, {**dict.fromkeys(COLUMNS), **SERVICE,
                "BilledCost": _money(grant.credit), "EffectiveCost": _money(grant.credit),
                "ListCost": _money(grant.credit), "ContractedCost": _money(grant.credit),
                "BillingCurrency": currency, "BillingPeriodStart": start,
@@ -88,59 +99,106 @@ def rows(report: ScanReport) -> Iterator[Row]:
                "SubAccountId": grant.subscription_id, "x_EstimationMethod": "free-grant"}
 
 
-def _usage(cost: JobCost, currency: str, rates: str) -> Iterator[Row]:
+def _usage(cost: JobCost, currency: str, rates: str) -> Iterator[tuple[Row, Row]]:
     job = cost.job
     by_day: dict[date, list[ExecutionCost]] = defaultdict(list)
     for execution in cost.executions:
         by_day[execution.day].append(execution)
+    # What every row of the job shares, built once (a large estate has a million rows).
+    shared: Row = {
+        **dict.fromkeys(COLUMNS), **SERVICE,
+        "BillingCurrency": currency, "ChargeCategory": "Usage", "ChargeFrequency": "Usage-Based",
+        "PricingCategory": "Standard", "ResourceId": job.id, "ResourceName": job.name,
+        "ResourceType": "Container Apps Job",
+        "RegionId": (job.location or "").replace(" ", "").lower() or None,
+        "RegionName": job.location, "SubAccountId": job.subscription_id,
+        "Tags": json.dumps(dict(job.tags), sort_keys=True, ensure_ascii=False),
+        "x_EstimationMethod": "allocation (dedicated workload profile)"
+        if cost.method == ALLOCATION else "consumption meter from execution history",
+        "x_RatesSource": rates, "x_ResourceGroup": job.resource_group,
+    }
     for day, runs in sorted(by_day.items()):
         period_start, period_end = _month(day)
+        charge_start, charge_end = _day_start(day), _day_start(day + timedelta(days=1))
         for meter, unit, quantity_field, cost_field in METERS:
             quantity = sum(getattr(e, quantity_field) for e in runs)
             billed = sum(getattr(e, cost_field) for e in runs)
             unit_price = billed / quantity if quantity else 0.0
-            yield {
-                **dict.fromkeys(COLUMNS), **SERVICE,
-                "BilledCost": _money(billed), "EffectiveCost": _money(billed),
-                "ListCost": _money(billed), "ContractedCost": _money(billed),
-                "BillingCurrency": currency, "BillingPeriodStart": period_start,
-                "BillingPeriodEnd": period_end, "ChargePeriodStart": _day_start(day),
-                "ChargePeriodEnd": _day_start(day + timedelta(days=1)),
-                "ChargeCategory": "Usage", "ChargeFrequency": "Usage-Based",
+            money, amount, price = _money(billed), _money(quantity), _unit_price(unit_price)
+            yield shared, {
+                "BilledCost": money, "EffectiveCost": money, "ListCost": money,
+                "ContractedCost": money, "BillingPeriodStart": period_start,
+                "BillingPeriodEnd": period_end, "ChargePeriodStart": charge_start,
+                "ChargePeriodEnd": charge_end,
                 "ChargeDescription": f"{meter} of job executions, estimated",
-                "ConsumedQuantity": _money(quantity), "ConsumedUnit": unit,
-                "PricingQuantity": _money(quantity), "PricingUnit": unit,
-                "ListUnitPrice": _unit_price(unit_price),
-                "ContractedUnitPrice": _unit_price(unit_price),
-                "PricingCategory": "Standard", "ResourceId": job.id, "ResourceName": job.name,
-                "ResourceType": "Container Apps Job",
-                "RegionId": (job.location or "").replace(" ", "").lower() or None,
-                "RegionName": job.location, "SubAccountId": job.subscription_id,
-                "SkuMeter": meter, "Tags": json.dumps(dict(job.tags), sort_keys=True,
-                                                      ensure_ascii=False),
-                "x_EstimationMethod": "allocation (dedicated workload profile)"
-                if cost.method == ALLOCATION else "consumption meter from execution history",
-                "x_ExecutionCount": len(runs), "x_RatesSource": rates,
-                "x_ResourceGroup": job.resource_group,
+                "ConsumedQuantity": amount, "ConsumedUnit": unit,
+                "PricingQuantity": amount, "PricingUnit": unit,
+                "ListUnitPrice": price, "ContractedUnitPrice": price,
+                "SkuMeter": meter, "x_ExecutionCount": len(runs),
             }
 
 
 def write_focus(report: ScanReport, folder: Path) -> list[Path]:
-    """cost.csv always (empty of rows when nothing was priced); cost.parquet with pyarrow."""
+    """cost.csv always (empty of rows when nothing was priced); cost.parquet with pyarrow.
+
+    One pass over the rows feeds both files, the Parquet file in batches: a large estate has a
+    million rows, too many to hold at once or to build twice.
+    """
     path = folder / CSV_NAME
-    with replacing(path) as temporary, temporary.open("w", encoding=ENCODING, newline="") as out:
+    written = [path]
+    with ExitStack() as stack:
+        temporary = stack.enter_context(replacing(path))
+        out = stack.enter_context(temporary.open("w", encoding=ENCODING, newline=""))
         writer = csv.writer(out, dialect="excel", quoting=csv.QUOTE_MINIMAL,
                             lineterminator="\r\n")
         writer.writerow(COLUMNS)
-        for row in rows(report):
-            writer.writerow([_csv_cell(row[c]) for c in COLUMNS])
-    written = [path]
-    try:
-        import pyarrow  # noqa: F401  (optional dependency)
-    except ImportError:
-        return written
-    written.append(_write_parquet(report, folder / PARQUET_NAME))
+        parquet = _parquet_writer(stack, folder / PARQUET_NAME)
+        text = _csv_texts()
+        batch: list[Row] = []
+        shared_of: Row | None = None
+        shared_cells: list[str] = []
+        for shared, own in _parts(report):
+            if shared is not shared_of:  # a new job: its shared cells are formatted once
+                shared_of = shared
+                shared_cells = [text(shared.get(c)) for c in COLUMNS]
+            cells = shared_cells.copy()
+            for column, value in own.items():
+                cells[_POSITION[column]] = text(value)
+            out.write(",".join(cells) + "\r\n")  # what `writer.writerow` writes, faster
+            if parquet is not None:
+                batch.append({**shared, **own})
+                if len(batch) == PARQUET_BATCH_ROWS:
+                    parquet(batch)
+                    batch = []
+        if parquet is not None:
+            parquet(batch)
+            written.append(folder / PARQUET_NAME)
     return written
+
+
+def _csv_texts() -> Callable[[str | Decimal | datetime | int | None], str]:
+    """Each value as a field of the CSV line, as the csv module's QUOTE_MINIMAL writes it
+    (`_csv_cell`, quoted when it holds a comma, a quote or a line break), remembering strings and
+    times: most repeat on every row. Numbers never need quotes."""
+    seen: dict[str | datetime, str] = {}
+
+    def text(value: str | Decimal | datetime | int | None) -> str:
+        if isinstance(value, str | datetime):
+            shown = seen.get(value)
+            if shown is None:
+                if len(seen) >= 200_000:
+                    seen.clear()
+                shown = seen[value] = _quoted(_csv_cell(value))
+            return shown
+        return _csv_cell(value)
+
+    return text
+
+
+def _quoted(field: str) -> str:
+    if "," in field or '"' in field or "\r" in field or "\n" in field:
+        return '"' + field.replace('"', '""') + '"'
+    return field
 
 
 def _csv_cell(value: str | Decimal | datetime | int | None) -> str:
@@ -149,9 +207,26 @@ def _csv_cell(value: str | Decimal | datetime | int | None) -> str:
     return format(value, "f") if isinstance(value, Decimal) else cell(value)
 
 
-def _write_parquet(report: ScanReport, path: Path) -> Path:
+def _parquet_writer(stack: ExitStack, path: Path) -> Callable[[list[Row]], None] | None:
+    """What writes batches of rows into cost.parquet (closed with `stack`); None without
+    pyarrow, an optional dependency."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        return None
+    schema = _parquet_schema()
+    temporary = stack.enter_context(replacing(path))
+    writer = stack.enter_context(pq.ParquetWriter(temporary, schema))
+
+    def write(batch: list[Row]) -> None:
+        writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+
+    return write
+
+
+def _parquet_schema() -> Any:
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     money = pa.decimal128(28, 10)
     types = {c: pa.string() for c in COLUMNS}
@@ -161,8 +236,4 @@ def _write_parquet(report: ScanReport, path: Path) -> Path:
     types.update({c: pa.timestamp("s", tz="UTC") for c in (
         "BillingPeriodStart", "BillingPeriodEnd", "ChargePeriodStart", "ChargePeriodEnd")})
     types["x_ExecutionCount"] = pa.int64()
-    schema = pa.schema([(c, types[c]) for c in COLUMNS])
-    table = pa.Table.from_pylist(list(rows(report)), schema=schema)
-    with replacing(path) as temporary:
-        pq.write_table(table, temporary)
-    return path
+    return pa.schema([(c, types[c]) for c in COLUMNS])

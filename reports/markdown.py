@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from itertools import groupby
 from pathlib import Path
 
@@ -54,6 +55,7 @@ def _escape_inline(match: re.Match[str]) -> str:
     return "\\" + found
 
 
+@lru_cache(maxsize=65_536)  # a large estate's report repeats names thousands of times
 def escape_text(text: str) -> str:
     """`text` as literal inline Markdown: it renders as written, on one line."""
     escaped = _INLINE.sub(_escape_inline, visible(text))

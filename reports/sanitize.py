@@ -23,6 +23,8 @@ _HIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u
 
 def visible(text: str) -> str:
     """`text` with hidden control characters shown as U+FFFD, so nothing is silently dropped."""
+    if text.isprintable():  # none of _HIDDEN is printable: the common case needs no search
+        return text
     return _HIDDEN.sub(REPLACEMENT, text)
 
 

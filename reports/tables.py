@@ -132,8 +132,12 @@ def waiver_note(item: Record) -> str | None:
 
 
 def finding_records(report: ScanReport) -> Iterator[Record]:
-    """The findings (non-passing results), in `report.findings` order."""
-    return (record(report, r) for r in report.findings)
+    """The findings (non-passing results), in `report.findings` order; made once per report,
+    as every writer reads them."""
+    records: list[Record] | None = report.memo.get("finding_records")
+    if records is None:
+        records = report.memo["finding_records"] = [record(report, r) for r in report.findings]
+    return iter(records)
 
 
 # --- key figures -------------------------------------------------------------------------------

@@ -360,6 +360,9 @@ class ResourceGraph:
         # keeps the scripted `quota_remaining` values above.
         self.quota: SlidingWindowQuota | None = None
         self._quota_state: dict[str, str] = {}
+        # Remember each query's selected rows across its pages (set when the estate is final).
+        self.cache_selections = False
+        self._selections: dict[str, list[dict[str, Any]]] = {}
 
     # estate
 
@@ -432,7 +435,7 @@ class ResourceGraph:
         options = body.get("options") or {}
         if options.get("resultFormat", "objectArray") != "objectArray":
             raise QueryNotUnderstood("only resultFormat objectArray is served")
-        rows = self._select(query, body)
+        rows = self._selection(query, body)
         top = int(options.get("$top") or 100)
         if not 1 <= top <= 1000:
             return arm_error(400, "BadRequest", "$top must be between 1 and 1000")
@@ -449,6 +452,16 @@ class ResourceGraph:
                 reply["$skipToken"] = _token(offset + page_size, body)
         reply.update(count=len(page), data=page)
         return Reply(200, reply, self._quota_headers())
+
+    def _selection(self, query: ParsedQuery, body: dict[str, Any]) -> list[dict[str, Any]]:
+        """The query's rows, selected once per query and scope when `cache_selections` is on
+        (a large estate's later pages then cost what Azure's do, not a new scan of the table)."""
+        if not self.cache_selections:
+            return self._select(query, body)
+        key = _fingerprint(body)
+        if key not in self._selections:
+            self._selections[key] = self._select(query, body)
+        return self._selections[key]
 
     def _select(self, query: ParsedQuery, body: dict[str, Any]) -> list[dict[str, Any]]:
         in_scope = self._scope(body)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -133,6 +134,19 @@ def test_merge_refuses_a_shard_given_twice_or_another_shard_set(sample: Path,
     assert main(["merge", str(sample / "whole"), "--out", str(tmp_path / "unsharded")]) \
         == EXIT_USAGE
     assert not (tmp_path / "twice").exists() and not (tmp_path / "mixed").exists()
+
+
+def test_merge_refuses_a_shard_left_over_from_an_earlier_run(sample: Path,
+                                                             tmp_path: Path) -> None:
+    stale = tmp_path / "stale"
+    shutil.copytree(sample / "shard-2", stale)
+    document = _document(stale)
+    document["scan"]["started"] = "2026-11-01T02:30:00Z"  # weeks before the other shards
+    (stale / "findings.json").write_text(json.dumps(document))
+    shards = [str(sample / "shard-1"), str(stale), str(sample / "shard-3")]
+    assert main(["merge", *shards, "--out", str(tmp_path / "merged")]) == EXIT_USAGE
+    assert main(["merge", *shards, "--within", "1000", "--no-history",
+                 "--out", str(tmp_path / "merged")]) == EXIT_FINDINGS
 
 
 @pytest.mark.parametrize("text", ["0/3", "4/3", "3", "a/b", "1/0"])

@@ -403,6 +403,7 @@ class LogAnalytics:
             for record in records:
                 result.add(record)
         result.rows = self._rows(result)
+        result.records.clear()  # merged into the rows: free them before the next workspace
         log.debug("workspace %s: %d requests, %d splits, %d executions, %d failed windows",
                   workspace, result.requests, result.splits, len(result.rows),
                   len(result.failures))
