@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from pathlib import Path
 from types import FrameType
 
@@ -102,10 +103,15 @@ def test_a_signal_during_publish_waits_until_every_file_is_in_place(
 
     monkeypatch.setattr(output.os, "replace", replace_then_signal)
     previous = signal.signal(signal.SIGTERM, handler)
+    # Another thread that blocks nothing: the kernel may hand a process-wide SIGTERM to it.
+    done = threading.Event()
+    other = threading.Thread(target=done.wait, daemon=True)
+    other.start()
     try:
         with pytest.raises(Stop):
             publish(staging, out)
     finally:
+        done.set()
         signal.signal(signal.SIGTERM, previous)
     assert moved == names  # the signal was held until all five were in place
     assert all((out / name).read_text() == "new" for name in names)
