@@ -17,13 +17,17 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from auditor import __version__
 from auditor.errors import CollectionError, InputError
 from auditor.redact import install as redact_logs
 from auditor.redact import redact
 from auditor.settings import Settings, Severity, load_settings
+
+if TYPE_CHECKING:  # imported for annotations only: --version and --help stay fast
+    from auditor.results import ScanReport
+    from auditor.upload import UploadTarget
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_INTERNAL = 0, 1, 2, 3, 4
 EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143  # 128 + SIGINT, 128 + SIGTERM
@@ -239,12 +243,12 @@ def _terminate_on_sigterm() -> Callable[[], None]:
 def _scan(args: argparse.Namespace) -> int:
     import checks
     from auditor.scan import ScanRequest, run_scan  # keep --version and --help fast
-    from auditor.upload import UploadError, parse_upload_url, upload_reports
+    from auditor.upload import parse_upload_url
 
     settings = load_settings(args.config, _overrides(args),
                              known_checks=[c.id for c in checks.catalogue()])
     source = "snapshot" if args.snapshot else "sample" if args.sample else "live"
-    out = args.out or Path("audit-reports") / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = args.out or _default_out()
     request = ScanRequest(source=source, out=out, settings=settings, snapshot=args.snapshot,
                           as_of=args.as_of, waivers=args.waivers,
                           actual_cost=tuple(args.actual_cost), since=args.since,
@@ -253,6 +257,18 @@ def _scan(args: argparse.Namespace) -> int:
                           else _store(args, settings))
     upload = parse_upload_url(args.upload) if args.upload else None  # before a long scan
     report = run_scan(request, progress=_progress())
+    return _finish(report, out, upload, settings, args)
+
+
+def _default_out() -> Path:
+    return Path("audit-reports") / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def _finish(report: ScanReport, out: Path, upload: UploadTarget | None, settings: Settings,
+            args: argparse.Namespace) -> int:
+    """Summary line, the upload when asked for, and the exit code: shared by scan and merge."""
+    from auditor.upload import UploadError, upload_reports
+
     failing = report.failing_at_or_above()
     _summary(report.complete, len(report.estate.jobs), len(report.findings), len(failing), out)
     if upload is not None:
@@ -273,29 +289,17 @@ def _merge(args: argparse.Namespace) -> int:
     import checks
     from auditor.scan import run_scan
     from auditor.shards import merge_request
-    from auditor.upload import UploadError, parse_upload_url, upload_reports
+    from auditor.upload import parse_upload_url
 
     settings = load_settings(args.config, _overrides(args),
                              known_checks=[c.id for c in checks.catalogue()])
-    out = args.out or Path("audit-reports") / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = args.out or _default_out()
     upload = parse_upload_url(args.upload) if args.upload else None
     with merge_request(args.folders, out, settings, as_of=args.as_of, waivers=args.waivers,
                        history=_store(args, settings),
                        within=timedelta(hours=args.within)) as request:
         report = run_scan(request, progress=_progress())
-    failing = report.failing_at_or_above()
-    _summary(report.complete, len(report.estate.jobs), len(report.findings), len(failing), out)
-    if upload is not None:
-        try:
-            sent = upload_reports(out, upload, settings.azure)
-        except UploadError as e:
-            print(f"auditor: upload failed: {e}; the reports are in {out}", file=sys.stderr)
-            return EXIT_INCOMPLETE
-        print(f"auditor: uploaded {len(sent.blobs)} files to {upload.url.rstrip('/')}/"
-              f"{sent.folder}/", file=sys.stderr)
-    if not report.complete:
-        return EXIT_INCOMPLETE
-    return EXIT_FINDINGS if failing and not args.exit_zero_on_findings else EXIT_OK
+    return _finish(report, out, upload, settings, args)
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
