@@ -10,10 +10,11 @@ The monthly free grant is a separate credit line per subscription, never netted 
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
@@ -57,10 +58,15 @@ class ExecutionCost:
 class JobCost:
     job: Job
     executions: list[ExecutionCost] = field(default_factory=list)
+    # The sum of the executions' cost, kept with them: reports sort and total by it many times.
+    total: float = field(init=False, default=0.0)
 
-    @property
-    def total(self) -> float:
-        return sum(e.cost for e in self.executions)
+    def __post_init__(self) -> None:
+        self.total = sum(e.cost for e in self.executions)
+
+    def replace_executions(self, executions: list[ExecutionCost]) -> None:
+        self.executions = executions
+        self.total = sum(e.cost for e in executions)
 
     @property
     def method(self) -> str:
@@ -103,21 +109,45 @@ def replica_seconds(job: Job, wall_seconds: float) -> float:
 def execution_cost(job: Job, execution: Execution, rates: Rates,
                    until: datetime) -> ExecutionCost | None:
     """None when the execution never started or the job's size is unknown."""
-    size = replica_size(job)
-    if execution.start_time is None or size is None:
-        return None
-    end = execution.end_time or until
-    wall = max((min(end, until) - execution.start_time).total_seconds(), 0.0)
-    seconds = replica_seconds(job, wall)
-    vcpu, gib = size[0] * seconds, size[1] * seconds
-    dedicated = bool(job.workload_profile_name) and \
-        (job.workload_profile_name or "").lower() != "consumption"
-    return ExecutionCost(
-        job_id=job.id, execution=execution.name, day=execution.start_time.date(),
-        seconds=wall, vcpu_seconds=vcpu, gib_seconds=gib,
-        vcpu_cost=vcpu * rates.vcpu_second, gib_cost=gib * rates.gib_second,
-        method=ALLOCATION if dedicated else CONSUMPTION,
-        unfinished=execution.end_time is None)
+    return _Pricing(job, rates, until)(execution)
+
+
+@dataclass(frozen=True, slots=True)
+class _Pricing:
+    """What pricing one job's executions needs, worked out once per job, not per execution."""
+
+    job: Job
+    rates: Rates
+    until: datetime
+    size: tuple[float, float] | None = field(init=False)
+    method: str = field(init=False)
+    completions: int = field(init=False)  # replicas per execution
+    waves: int = field(init=False)  # how many times `parallelism` replicas run one after another
+
+    def __post_init__(self) -> None:
+        profile = (self.job.workload_profile_name or "").lower()
+        completions = max(self.job.replica_completion_count or 1, 1)
+        for name, value in (
+                ("size", replica_size(self.job)),
+                ("method", ALLOCATION if profile and profile != "consumption" else CONSUMPTION),
+                ("completions", completions),
+                ("waves", math.ceil(completions / max(self.job.parallelism or 1, 1)))):
+            object.__setattr__(self, name, value)
+
+    def __call__(self, execution: Execution) -> ExecutionCost | None:
+        start, size, until = execution.start_time, self.size, self.until
+        if start is None or size is None:
+            return None
+        end = execution.end_time
+        wall = ((until if end is None or end > until else end) - start).total_seconds()
+        if wall < 0:
+            wall = 0.0
+        seconds = self.completions * wall / self.waves  # as replica_seconds works it out
+        vcpu, gib = size[0] * seconds, size[1] * seconds
+        return ExecutionCost(
+            job_id=self.job.id, execution=execution.name, day=start.date(), seconds=wall,
+            vcpu_seconds=vcpu, gib_seconds=gib, vcpu_cost=vcpu * self.rates.vcpu_second,
+            gib_cost=gib * self.rates.gib_second, method=self.method, unfinished=end is None)
 
 
 def job_costs(estate: Estate, rates: Rates | Callable[[Job], Rates], since: datetime,
@@ -127,16 +157,18 @@ def job_costs(estate: Estate, rates: Rates | Callable[[Job], Rates], since: date
     `rates` is one set for all jobs, or a function giving each job its region's rates.
     """
     rates_for = rates if callable(rates) else (lambda job: rates)
-    by_job = {j.id.lower(): JobCost(j) for j in estate.jobs}
-    for execution in estate.executions:
-        cost_of = by_job.get((execution.job_id or "").lower())
+    pricing = {j.id.lower(): _Pricing(j, rates_for(j), until) for j in estate.jobs}
+    priced: dict[str, list[ExecutionCost]] = {key: [] for key in pricing}
+    for execution in estate.executions:  # in snapshot order, so sums add up the same way
+        key = (execution.job_id or "").lower()
+        price_of = pricing.get(key)
         started = execution.start_time
-        if cost_of is None or started is None or not since <= started < until:
+        if price_of is None or started is None or not since <= started < until:
             continue
-        priced = execution_cost(cost_of.job, execution, rates_for(cost_of.job), until)
-        if priced is not None:
-            cost_of.executions.append(priced)
-    return list(by_job.values())
+        cost = price_of(execution)
+        if cost is not None:
+            priced[key].append(cost)
+    return [JobCost(p.job, priced[key]) for key, p in pricing.items()]
 
 
 def free_grants(costs: Iterable[JobCost], rates: Rates) -> list[FreeGrant]:
@@ -244,9 +276,9 @@ def _rescale(job_cost: JobCost, total: float) -> None:
     """Spread `total` over the job's executions in proportion to their usage."""
     current = job_cost.total
     factor = total / current if current else 0.0
-    job_cost.executions = [replace(e, vcpu_cost=e.vcpu_cost * factor,
-                                   gib_cost=e.gib_cost * factor, method=ALLOCATION)
-                           for e in job_cost.executions]
+    job_cost.replace_executions([replace(e, vcpu_cost=e.vcpu_cost * factor,
+                                         gib_cost=e.gib_cost * factor, method=ALLOCATION)
+                                 for e in job_cost.executions])
 
 
 # --- anomalies --------------------------------------------------------------------------------
@@ -290,37 +322,38 @@ def daily_anomalies(job_cost: JobCost, start: date, end: date,
     first = max(min(daily), start)
     if (end - first).days < policy.min_history_days:
         return None
-    days = [first + timedelta(days=i) for i in range((end - first).days)]
-    series = {d: daily.get(d, 0.0) for d in days}
-    judged = days[-policy.lookback_days:]
+    # Day i of the series is `first` + i days: history is a prefix, a weekday a stride of 7.
+    by_ordinal = {day.toordinal(): cost for day, cost in daily.items()}
+    origin = first.toordinal()
+    series = [by_ordinal.get(origin + i, 0.0) for i in range((end - first).days)]
+    run_values = [v for v in series if v > 0]
+    run_days_before = list(itertools.accumulate((v > 0 for v in series), initial=0))
     found = []
-    for day in judged:
-        history = [d for d in days if d < day]
-        earlier = [series[d] for d in history]
-        same_weekday = [series[d] for d in history if d.weekday() == day.weekday()]
-        run_days = [v for v in earlier if v > 0]
-        if len(run_days) * 2 < len(earlier):
-            baseline = run_days  # a job that runs on few days: compare with its run days
+    for i in range(max(len(series) - policy.lookback_days, 0), len(series)):
+        if run_days_before[i] * 2 < i:
+            baseline = run_values[:run_days_before[i]]  # runs on few days: its run days
         else:
-            baseline = same_weekday if len(same_weekday) >= 3 else earlier
+            same_weekday = series[i % 7:i:7]
+            baseline = same_weekday if len(same_weekday) >= 3 else series[:i]
         if not baseline:
             continue
         expected = statistics.median(baseline)
-        actual = series[day]
+        actual = series[i]
         delta = actual - expected
         if delta < policy.absolute_floor or actual < expected * (1 + policy.relative_floor):
             continue
         mad = statistics.median(abs(v - expected) for v in baseline)
         if mad > 0 and delta / (1.4826 * mad) < policy.z_threshold:
             continue
-        found.append(Anomaly(day, expected, actual, _driver(job_cost, day, history)))
+        day = first + timedelta(days=i)
+        found.append(Anomaly(day, expected, actual, _driver(job_cost, day, first)))
     return found
 
 
-def _driver(job_cost: JobCost, day: date, history: Sequence[date]) -> str:
-    """Which of count, duration or size moved the most against the baseline days."""
+def _driver(job_cost: JobCost, day: date, first: date) -> str:
+    """Which of count, duration or size moved the most against the days from `first` on."""
     on_day = [e for e in job_cost.executions if e.day == day]
-    before = [e for e in job_cost.executions if e.day in set(history)]
+    before = [e for e in job_cost.executions if first <= e.day < day]
     if not before:
         return "no earlier executions to compare"
     days_before = max(len({e.day for e in before}), 1)

@@ -8,7 +8,7 @@ report `unknown`.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, TypeVar
@@ -50,6 +50,7 @@ from auditor.snapshot import (
     JOBS,
     ROLE_ASSIGNMENTS,
     ROLE_DEFINITIONS,
+    RawItem,
     RawSnapshot,
 )
 
@@ -69,11 +70,13 @@ _TRIGGER_CONFIG: dict[TriggerType | None, str] = {
 
 
 def normalize(snapshot: RawSnapshot) -> Estate:
+    """The estate the checks see. The executions' raw rows (millions in a large estate) are
+    released from `snapshot` as they are read: read the snapshot again to normalize it twice."""
     jobs = _unique(job_from_row(i.row, i.source) for i in snapshot.items[JOBS])
     environments = _unique(
         environment_from_row(i.row, i.source) for i in snapshot.items[ENVIRONMENTS])
     executions = _unique(
-        execution_from_row(i.row, i.source) for i in snapshot.items[EXECUTIONS])
+        execution_from_row(i.row, i.source) for i in _released(snapshot.items[EXECUTIONS]))
     assignments = _unique(
         assignment_from_row(i.row, i.source) for i in snapshot.items[ROLE_ASSIGNMENTS])
     definitions = _unique(
@@ -102,6 +105,17 @@ def normalize(snapshot: RawSnapshot) -> Estate:
         assignments_by_principal=MappingProxyType(
             {principal: tuple(positions) for principal, positions in by_principal.items()}),
     )
+
+
+_RELEASED = RawItem({}, "")
+
+
+def _released(items: list[RawItem]) -> Iterator[RawItem]:
+    """Each item, dropped from `items` once taken, so its row is freed while the rest are read."""
+    for index, item in enumerate(items):
+        items[index] = _RELEASED
+        yield item
+    items.clear()
 
 
 def _started(execution: Execution) -> datetime:

@@ -8,6 +8,7 @@ The near misses matter as much as the hits: an audit tool that cries wolf is swi
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import re
@@ -52,6 +53,7 @@ _NAMED_ASSIGNMENT = re.compile(
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
 
 
+@functools.lru_cache(maxsize=65_536)  # the same settings recur across the jobs of an estate
 def credential_reason(value: str, name: str | None = None) -> str | None:
     """Why `value` (stored under `name`, if any) looks like a credential; None if it does not."""
     text = value.strip()
@@ -72,6 +74,7 @@ def credential_reason(value: str, name: str | None = None) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=65_536)
 def is_credential_name(name: str) -> bool:
     words = [w.lower() for w in re.split(r"[_\-.\s]+|(?<=[a-z])(?=[A-Z])", name) if w]
     if not words or words[-1] in _DESCRIPTIVE_ENDINGS:

@@ -9,6 +9,7 @@ when the snapshot is evaluated again.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -97,6 +98,66 @@ def read_snapshot(folder: Path) -> RawSnapshot:
 
 
 def _read_file(path: Path, name: str, snapshot: RawSnapshot) -> None:
+    document = _rows_by_line(path)
+    if document is None:
+        document = _parsed_whole(path)
+    before = sum(len(v) for v in snapshot.items.values()) + sum(snapshot.other_types.values())
+    for row in _rows(document, path, name, snapshot):
+        snapshot.add(row, name)
+    after = sum(len(v) for v in snapshot.items.values()) + sum(snapshot.other_types.values())
+    if not (isinstance(document, dict) and COLLECTION_KEY in document):
+        snapshot.coverage.reads.append(Read(f"file {name}", "snapshot", after - before))
+
+
+_ROWS_START = '"data": [\n'
+_LINES_PER_PARSE = 4096
+
+
+def _rows_by_line(path: Path) -> Any:
+    """The document of a file in the layout `write_rows` writes (one row per line), read a chunk
+    of lines at a time so that the text of a large snapshot is never held whole next to its
+    rows; None for a file in any other layout, or with anything wrong in it, which
+    `_parsed_whole` then reads (and explains)."""
+    rows: list[Any] = []
+    try:
+        with path.open(encoding="utf-8", newline="\n") as lines:
+            if lines.readline() != "{\n":
+                return None
+            head = list(itertools.takewhile(lambda line: line != _ROWS_START, lines))
+            chunk: list[str] = []
+            for line in lines:
+                if line.startswith("]"):
+                    break
+                chunk.append(line)
+                if len(chunk) == _LINES_PER_PARSE:
+                    rows += _parsed_lines(chunk)
+                    chunk = []
+            else:
+                return None  # no end of the rows: truncated
+            rows += _parsed_lines(chunk)
+            document = json.loads("{" + "".join(head) + '"data": []' + line[1:] + lines.read())
+    except (OSError, ValueError):  # ValueError: JSON or UTF-8 that does not decode
+        return None
+    if not isinstance(document, dict) or document.get("data") != []:
+        return None
+    document["data"] = rows
+    return document
+
+
+def _parsed_lines(lines: list[str]) -> list[Any]:
+    """Rows written one per line (`{...},`), parsed as one array."""
+    if not lines:
+        return []
+    text = "".join(lines).rstrip()
+    parsed = json.loads("[" + (text[:-1] if text.endswith(",") else text) + "]")
+    if "\\u" in text and _ESCAPED_SURROGATE.search(text):
+        parsed = _without_lone_surrogates(parsed)
+    if len(parsed) != len(lines):
+        raise ValueError("a line holds more or less than one row")
+    return list(parsed)
+
+
+def _parsed_whole(path: Path) -> Any:
     from auditor.textfile import read_text
 
     text = read_text(path, "export")
@@ -115,12 +176,7 @@ def _read_file(path: Path, name: str, snapshot: RawSnapshot) -> None:
         ) from e
     if _ESCAPED_SURROGATE.search(text):
         document = _without_lone_surrogates(document)
-    before = sum(len(v) for v in snapshot.items.values()) + sum(snapshot.other_types.values())
-    for row in _rows(document, path, name, snapshot):
-        snapshot.add(row, name)
-    after = sum(len(v) for v in snapshot.items.values()) + sum(snapshot.other_types.values())
-    if not (isinstance(document, dict) and COLLECTION_KEY in document):
-        snapshot.coverage.reads.append(Read(f"file {name}", "snapshot", after - before))
+    return document
 
 
 # JSON may escape half of a surrogate pair on its own (`"\ud800"`): valid JSON, but no text

@@ -23,7 +23,7 @@ def test_write_all_writes_every_report_then_the_manifest(make_report: MakeReport
                                                              folder: Path) -> None:
     written = reports.write_all(make_report(), folder)
     assert [p.name for p in written if p.parent.name != "owners"] == [
-        "findings.json", "report.md", "report.xlsx", "report.html", "findings.csv",
+        "findings.json", "report.md", "report.xlsx", "findings.csv", "report.html",
         "findings.sarif", "cost.csv", "cost.parquet", "manifest.json"]
     assert {p.name for p in written if p.parent.name == "owners"} == {
         p.name for p in (folder / "owners").iterdir()}

@@ -1,0 +1,102 @@
+"""Write some of a scan's reports in a second process while this one writes the rest.
+
+Report writing is CPU-bound Python, so one process uses one core however many the machine has:
+on a large estate the reports take longer than everything before them. A forked worker shares
+the finished scan (copy-on-write, nothing pickled), writes its reports into the same staging
+folder and sends back the paths it wrote, or the exception that stopped it. The scan process
+stays in charge: it waits for the worker before the manifest hashes the folder, and stops it if
+anything fails, so nothing is half-written when the staging folder is discarded.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import traceback
+from collections.abc import Callable, Sequence
+from multiprocessing import get_all_start_methods, get_context
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+from auditor.results import ScanReport
+
+Writer = Callable[[ScanReport, Path], Path | list[Path]]
+
+
+def available_processes() -> int:
+    """How many processes report writing may use: the CPUs this process may run on, when the
+    platform can fork (elsewhere the scan writes every report itself)."""
+    if "fork" not in get_all_start_methods():
+        return 1
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+class WorkerFailed(RuntimeError):
+    """The worker stopped without saying why (killed, out of memory)."""
+
+
+class Worker:
+    """One forked process running `writers` over `report`; `result()` waits for it."""
+
+    def __init__(self, writers: Sequence[Writer], report: ScanReport, folder: Path) -> None:
+        context = get_context("fork")
+        self._receive, send = context.Pipe(duplex=False)
+        self._process = context.Process(target=_run, args=(writers, report, folder, send),
+                                        name="auditor-report-writer", daemon=True)
+        self._process.start()
+        send.close()  # the worker holds the only sending end: its exit ends the pipe
+
+    def result(self) -> list[Path]:
+        """The paths the worker wrote; its exception, raised here, when it failed."""
+        try:
+            status, payload = self._receive.recv()
+        except EOFError:
+            self._process.join()
+            raise WorkerFailed(f"the report writer process ended without a result "
+                               f"(exit code {self._process.exitcode})") from None
+        finally:
+            self._receive.close()
+        self._process.join()
+        if status == "ok":
+            return [Path(p) for p in payload]
+        raise pickle.loads(payload)
+
+    def stop(self) -> None:
+        """End the worker now (the scan failed or was interrupted) and reap it."""
+        if self._process.is_alive():
+            self._process.terminate()
+        self._process.join()
+        self._receive.close()
+
+
+def _run(writers: Sequence[Writer], report: ScanReport, folder: Path, send: Connection) -> None:
+    # The scan's handlers turn signals into exceptions for the scan's own cleanup; the worker
+    # has nothing to clean up: SIGTERM ends it, Ctrl-C is the scan's to handle.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        written: list[str] = []
+        for write in writers:
+            paths = write(report, folder)
+            written.extend(str(p) for p in (paths if isinstance(paths, list) else [paths]))
+        send.send(("ok", written))
+    except BaseException as e:  # whatever stopped the worker goes back to the scan
+        send.send(("error", _pickled(e)))
+    finally:
+        send.close()
+
+
+def _pickled(error: BaseException) -> bytes:
+    """The exception as the scan will raise it; one that cannot cross processes becomes a
+    WorkerFailed carrying its traceback text."""
+    try:
+        payload = pickle.dumps(error)
+        pickle.loads(payload)  # an exception whose arguments differ from its init's fails here
+        return payload
+    except Exception:  # any pickling failure
+        text = "".join(traceback.format_exception(error))
+        return pickle.dumps(WorkerFailed(f"a report writer failed:\n{text}"))
