@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from auditor import snapshot
 from auditor.coverage import Coverage, Gap
 from auditor.errors import InputError
 from auditor.snapshot import (
@@ -121,3 +123,49 @@ def test_malformed_collection_record(tmp_path: Path) -> None:
     write(tmp_path, "collection.json", {"auditor_collection": {"format": 1}})
     with pytest.raises(InputError, match="collection record is malformed"):
         read_snapshot(tmp_path)
+
+
+def _rows_read(folder: Path) -> list[object]:
+    return [item.row for items in read_snapshot(folder).items.values() for item in items]
+
+
+@pytest.mark.parametrize("count", [1, 2, 4097])
+def test_rows_written_one_per_line_read_back_as_written(tmp_path: Path, count: int,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The line-at-a-time reader gives exactly what parsing the whole file gives."""
+    rows = [job_row(f"job-{i}", tags={"note": f"é, \"quoted\" ]\n{i}", "lone": "\ud800"})
+            for i in range(count)]
+    path = write_rows(tmp_path / "snap", "resource-graph-jobs", rows)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == count + 7, "one row per line, the layout the fast reader takes"
+    with monkeypatch.context() as patched:
+        patched.setattr(snapshot, "_parsed_whole", None)  # the file is not parsed whole
+        read = _rows_read(tmp_path / "snap")
+    whole = json.loads(path.read_text(encoding="utf-8"))["data"]
+    assert len(read) == count
+    replaced = "\N{REPLACEMENT CHARACTER}"
+    assert read[0] == {**whole[0], "tags": {**whole[0]["tags"], "lone": replaced}}
+    assert [r["name"] for r in read] == [r["name"] for r in whole]  # type: ignore[index]
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    pytest.param(lambda text: text.replace('"name": "job-1"', '"name": job-1', 1),
+                 "invalid JSON at line 5", id="bad-row"),
+    pytest.param(lambda text: text[:text.rindex("]")], "invalid JSON", id="truncated"),
+    pytest.param(lambda text: text.replace('"data": [\n', '"data": 7, "x": [\n'),
+                 "neither an array nor a table", id="data-not-rows"),
+])
+def test_a_damaged_row_file_gets_the_whole_file_error(tmp_path: Path, edit: Any,
+                                                       message: str) -> None:
+    path = write_rows(tmp_path, "rows", [job_row("job-0"), job_row("job-1"), job_row("job-2")])
+    path.write_text(edit(path.read_text(encoding="utf-8")), encoding="utf-8")
+    with pytest.raises(InputError, match=message) as raised:
+        read_snapshot(tmp_path)
+    assert str(path) in str(raised.value)
+
+
+def test_two_rows_on_one_line_are_both_read(tmp_path: Path) -> None:
+    path = write_rows(tmp_path, "rows", [job_row("a"), job_row("b"), job_row("c")])
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("},\n{", "}, {", 1), encoding="utf-8")
+    assert [r["name"] for r in _rows_read(tmp_path)] == ["a", "b", "c"]  # type: ignore[index]
