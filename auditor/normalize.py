@@ -309,9 +309,12 @@ def execution_from_row(row: dict[str, Any], source: str = "") -> Execution | Non
     if not name and not resource_id:
         return None
     job_id = None
-    if resource_id and "/executions/" in resource_id.lower():
-        job_id = resource_id[: resource_id.lower().rindex("/executions/")]
-    props = as_dict(row.get("properties"))
+    if resource_id:
+        at = resource_id.lower().rfind("/executions/")
+        job_id = resource_id[:at] if at >= 0 else None
+    props = row.get("properties")
+    if not isinstance(props, dict):
+        props = {}
     return Execution(
         id=resource_id,
         name=name or (resource_id or "").rsplit("/", 1)[-1],
