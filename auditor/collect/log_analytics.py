@@ -11,6 +11,14 @@ A result cut short for size (a partial result naming a limit), one that reaches
 time range, within a bounded number of extra requests. Any other partial result, or a failed
 request, is a failure for that window: its rows are not kept (the service warns a partial result
 may be wrong) and the window is named in the coverage.
+
+The query goes through the SDK's `LogsQueryClient` (its sign-in, audience, retry policy, timeouts
+and transport), but as the client's own `send_request` with the request `query_workspace` sends,
+and the JSON body is read here: the SDK builds a row object and deserialises every datetime cell
+through its generic model code, many times the cost of everything else done with a row, for
+results of up to 500,000 rows. Errors come out as `query_workspace` raises them
+(`HttpResponseError`), and cells are read as the SDK converts them (datetime columns parsed,
+timespan and guid columns as strings).
 """
 
 from __future__ import annotations
@@ -18,12 +26,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import (
@@ -32,7 +42,8 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
-from azure.monitor.query import LogsQueryClient, LogsQueryStatus, LogsTable
+from azure.core.rest import HttpRequest, HttpResponse
+from azure.monitor.query import LogsQueryClient, LogsQueryError
 
 from auditor.collect.clouds import Endpoints
 from auditor.collect.credentials import sign_in_failed
@@ -63,6 +74,8 @@ READ_TIMEOUT_MARGIN_SECONDS = 60
 REQUIRED_COLUMNS = ("JobName", "ExecutionName", "StartTime", "EndTime", "Status")
 STATUS_RANK = {"Failed": 3, "Succeeded": 2, "Running": 1, "Unknown": 0}
 TERMINAL = {"Failed", "Succeeded"}
+# Distinct `Reasons` strings remembered while one result is read.
+REASONS_CACHE = 4096
 
 # How the service says a result or a query went over its limits (in an error's code, message or
 # details): the Kusto result-set limits, runaway or memory-bound queries, and response size.
@@ -160,7 +173,8 @@ class ExecutionRecord:
 
     def row(self, job: HistoryJob, workspace: str) -> dict[str, Any]:
         """The execution as an ARM resource (`az containerapp job execution list` shape)."""
-        terminal = self.status in TERMINAL
+        start = self.start.isoformat() if self.start else None
+        end = self.end.isoformat() if self.end else None
         return {
             "id": f"{job.id}/executions/{self.name}",
             "name": self.name,
@@ -168,14 +182,14 @@ class ExecutionRecord:
             "resourceGroup": job.resource_group,
             "properties": {
                 "status": self.status,
-                "startTime": _iso(self.start),
-                "endTime": _iso(self.end) if terminal else None,
+                "startTime": start,
+                "endTime": end if self.status in TERMINAL else None,
                 "reason": self.reason or None,
             },
             "logAnalytics": {
                 "workspace": workspace,
-                "firstEvent": _iso(self.start),
-                "lastEvent": _iso(self.end),
+                "firstEvent": start,
+                "lastEvent": end,
                 "events": self.events,
                 "reasons": self.reasons,
             },
@@ -188,10 +202,6 @@ def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
 
 def _latest(a: datetime | None, b: datetime | None) -> datetime | None:
     return max(a, b) if a and b else a or b
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
 
 
 # --- errors ------------------------------------------------------------------------------------
@@ -300,6 +310,59 @@ def open_client(credential: TokenCredential, endpoints: Endpoints, settings: Azu
                                      settings.max_retry_wait_seconds),
         connection_timeout=settings.connect_timeout_seconds,
     )
+
+
+# What `LogsQueryClient.query_workspace` (azure-monitor-query 2.x) does around its HTTP call, kept
+# here so the call can go through the client's `send_request` and the body be read without the
+# SDK's row models. The request is the one query_workspace sends, byte for byte (a test holds it).
+
+def _query_request(workspace: str, text: str, start: datetime, end: datetime,
+                   server_timeout: int) -> HttpRequest:
+    """`POST /workspaces/{id}/query` with the query, `start/end` and `Prefer: wait=<seconds>`."""
+    body = {"query": text, "timespan": f"{_sdk_iso(start)}/{_sdk_iso(end)}", "workspaces": None}
+    return HttpRequest(
+        "POST", f"/workspaces/{quote(str(workspace), safe='')}/query",
+        headers={"Prefer": f"wait={server_timeout}" if server_timeout else "",
+                 "content-type": "application/json", "Accept": "application/json"},
+        content=json.dumps(body))
+
+
+def _sdk_iso(value: datetime) -> str:
+    """An instant as the SDK writes a timespan's ends: UTC, at least milliseconds, `Z`."""
+    utc = value.utctimetuple()
+    fraction = str(value.microsecond).rjust(6, "0").rstrip("0").ljust(3, "0")
+    return (f"{utc.tm_year:04}-{utc.tm_mon:02}-{utc.tm_mday:02}T{utc.tm_hour:02}:"
+            f"{utc.tm_min:02}:{utc.tm_sec:02}.{fraction}Z")
+
+
+def _http_error(response: HttpResponse) -> HttpResponseError:
+    """A non-200 answer as query_workspace raises it: an HttpResponseError over the response
+    (status, reason, the ODataV4 `error`, the message, the headers), its model the service's
+    error as the SDK's LogsQueryError."""
+    try:
+        body = response.json()
+    except ValueError:  # not JSON (a proxy's page): the status and reason say it all
+        body = None
+    error = body.get("error") if isinstance(body, Mapping) else None
+    return HttpResponseError(response=response, model=_query_error(error))
+
+
+def _reraised(error: HttpResponseError) -> HttpResponseError:
+    """An HttpResponseError from the pipeline (an undecodable body, a refused sign-in) as
+    query_workspace re-raises it: a plain HttpResponseError with its message and response."""
+    return HttpResponseError(message=error.message, response=error.response)
+
+
+def _query_error(error: Any) -> LogsQueryError | None:
+    """The SDK's LogsQueryError for an `error` member: its code and details, and the message of
+    its innermost `innererror`."""
+    if not isinstance(error, Mapping) or not error:
+        return None
+    inner: Mapping[str, Any] = error
+    while isinstance(inner.get("innererror"), Mapping) and inner["innererror"]:
+        inner = inner["innererror"]
+    return LogsQueryError(code=error.get("code"), message=inner.get("message"),
+                          details=error.get("details"))
 
 
 # --- one workspace -----------------------------------------------------------------------------
@@ -431,9 +494,7 @@ class LogAnalytics:
             read_timeout = min(self._timeout + READ_TIMEOUT_MARGIN_SECONDS,
                                self._throttle.remaining())
             try:
-                response = self._client.query_workspace(
-                    workspace, text, timespan=(start, end), server_timeout=self._timeout,
-                    read_timeout=max(read_timeout, 0.001))
+                body = self._query(workspace, text, start, end, max(read_timeout, 0.001))
             except HttpResponseError as e:
                 if e.status_code == 401 and not reauthenticated:
                     reauthenticated = True  # azure-core dropped the refused token: ask afresh
@@ -454,23 +515,47 @@ class LogAnalytics:
                 raise _no_response(e) from e
             except AzureError as e:  # anything else without a usable response
                 raise _no_response(e) from e
-            if response.status == LogsQueryStatus.PARTIAL:
-                tables = getattr(response, "partial_data", None) or []
-                raise _partial(getattr(response, "partial_error", None),
-                               sum(len(t.rows) for t in tables))
-            records = _records(getattr(response, "tables", None) or [])
-            if len(records) >= self._max_rows:
+            if not isinstance(body, Mapping):
+                raise LogsError(200, "UnexpectedResult", "the response holds no result table")
+            tables = body.get("tables")
+            if not isinstance(tables, list):
+                tables = []
+            if body.get("error"):  # a partial result: rows beside an error
+                raise _partial(_query_error(body["error"]),
+                               sum(len(t.get("rows") or []) for t in tables
+                                   if isinstance(t, Mapping)))
+            table = _result_table(tables)
+            if len(table.rows) >= self._max_rows:
                 raise LogsError(200, "RowLimit",
-                                f"the result holds {len(records)} rows, the most one query may "
-                                f"return ([history] max_rows_per_query), so rows may be missing",
-                                over_limits=True)
-            return records
+                                f"the result holds {len(table.rows)} rows, the most one query "
+                                f"may return ([history] max_rows_per_query), so rows may be "
+                                f"missing", over_limits=True)
+            return _records(table)
+
+    def _query(self, workspace: str, text: str, start: datetime, end: datetime,
+               read_timeout: float) -> Any:
+        """The query as `query_workspace` sends it, through the client's pipeline; the parsed
+        JSON body of its 200, or the HttpResponseError query_workspace would raise."""
+        request = _query_request(workspace, text, start, end, self._timeout)
+        try:
+            response = self._client.send_request(request, read_timeout=read_timeout)
+        except HttpResponseError as e:
+            raise _reraised(e) from e
+        if response.status_code != 200:
+            raise _http_error(response)
+        try:
+            return response.json()
+        except ValueError as e:  # a 200 that is not JSON (not declared as JSON either)
+            raise LogsError(200, "UnexpectedResult", "the response body is not JSON") from e
 
     def _rows(self, result: WorkspaceResult) -> list[dict[str, Any]]:
         """Each merged execution as a resource of the job it belongs to."""
         owned: dict[str, tuple[HistoryJob, ExecutionRecord]] = {}
         owners = _Owners(result.jobs)
-        for (name, environment, execution), record in sorted(result.records.items()):
+        records = result.records
+        for logged in sorted(records):  # one order, whatever order the windows came back in
+            name, environment, execution = logged
+            record = records[logged]
             candidates = owners.of(name, environment)
             if not candidates:  # a replacement query that does not filter to the scope
                 result.out_of_scope += 1
@@ -501,12 +586,19 @@ class _Owners:
         for job in jobs:
             self._named.setdefault(job.name.lower(), []).append(job)
         self._known = {(j.environment_name or "").lower() for j in jobs}
+        self._asked: dict[tuple[str, str], tuple[HistoryJob, ...]] = {}
 
-    def of(self, name: str, environment: str) -> list[HistoryJob]:
-        named = self._named.get(name, [])
-        if environment and environment in self._known:
-            return [j for j in named if (j.environment_name or "").lower() == environment]
-        return list(named)
+    def of(self, name: str, environment: str) -> tuple[HistoryJob, ...]:
+        """The candidates, worked out once per job name and environment (a job has many
+        executions)."""
+        key = (name, environment)
+        found = self._asked.get(key)
+        if found is None:
+            named = self._named.get(name, [])
+            if environment and environment in self._known:
+                named = [j for j in named if (j.environment_name or "").lower() == environment]
+            found = self._asked[key] = tuple(named)
+        return found
 
 
 def _worth_retrying(error: AzureError) -> bool:
@@ -520,37 +612,138 @@ def _retry_after(error: HttpResponseError) -> str | None:
 
 # --- the result contract -----------------------------------------------------------------------
 
-def _records(tables: Sequence[LogsTable]) -> list[ExecutionRecord]:
-    """The first table's rows, held to the contract in executions.kql."""
-    if not tables:
+@dataclass(frozen=True, slots=True)
+class _Table:
+    """The result table as the REST API sends it: column names and types, rows of cells."""
+
+    columns: list[Any]
+    types: list[Any]
+    rows: list[Any]
+
+
+def _result_table(tables: list[Any]) -> _Table:
+    """The first table, with every column the contract in executions.kql requires."""
+    table = tables[0] if tables else None
+    if not isinstance(table, Mapping):
         raise LogsError(200, "UnexpectedResult", "the response holds no result table")
-    table = tables[0]
-    columns = list(table.columns)
+    described = [c if isinstance(c, Mapping) else {} for c in table.get("columns") or []]
+    columns = [c.get("name") for c in described]
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
         raise LogsError(200, "UnexpectedResult",
                         f"the query's result has no column {', '.join(missing)}; a replacement "
                         f"query ([history] query) must keep the result contract of {QUERY_FILE}")
-    index = {name: i for i, name in enumerate(columns)}
+    rows = table.get("rows")
+    if not isinstance(rows, list):
+        raise LogsError(200, "UnexpectedResult", "the result table holds no rows")
+    return _Table(columns, [c.get("type") for c in described], rows)
 
-    def value(row: Any, column: str) -> Any:
-        return row[index[column]] if column in index else None
 
-    records = []
+def _records(table: _Table) -> list[ExecutionRecord]:
+    """The table's rows as records. Each contract column is read once per row by a reader
+    chosen for its type here, once per table; a missing optional column reads as empty."""
+    index = {name: i for i, name in enumerate(table.columns)}  # a repeated name: its last
+    width = len(table.columns)
+
+    def reader(column: str, read: Callable[[Any], Any]) -> tuple[int, Callable[[Any], Any]]:
+        return index[column], _typed(read, table.types[index[column]])
+
+    def optional(column: str,
+                 read: Callable[[Any], Any]) -> tuple[int | None, Callable[[Any], Any]]:
+        return reader(column, read) if column in index else (None, read)
+
+    job_at, job = reader("JobName", _text)
+    name_at, name = reader("ExecutionName", _text)
+    start_at, start = reader("StartTime", _time)
+    end_at, end = reader("EndTime", _time)
+    status_at, status = reader("Status", _text)
+    environment_at, environment = optional("EnvironmentName", _text)
+    reason_at, reason = optional("Reason", _text)
+    events_at, events = optional("Events", _count)
+    reasons_at, reasons = optional("Reasons", _reasons_cache())
+
+    records: list[ExecutionRecord] = []
+    append = records.append
     for row in table.rows:
-        status = _text(value(row, "Status")) or "Unknown"
-        records.append(ExecutionRecord(
-            job=_text(value(row, "JobName")).lower(),
-            environment=_text(value(row, "EnvironmentName")).lower(),
-            name=_text(value(row, "ExecutionName")),
-            start=_time(value(row, "StartTime")),
-            end=_time(value(row, "EndTime")),
-            status=status if status in STATUS_RANK else "Unknown",
-            reason=_text(value(row, "Reason")),
-            events=_count(value(row, "Events")),
-            reasons=_reasons(value(row, "Reasons")),
+        if row.__class__ is not list or len(row) != width:
+            raise LogsError(200, "UnexpectedResult",
+                            f"a row of the result does not hold the {width} columns it names")
+        state = status(row[status_at])
+        append(ExecutionRecord(
+            job(row[job_at]).lower(),
+            environment(row[environment_at]).lower() if environment_at is not None else "",
+            name(row[name_at]),
+            start(row[start_at]),
+            end(row[end_at]),
+            state if state in STATUS_RANK else "Unknown",
+            reason(row[reason_at]) if reason_at is not None else "",
+            events(row[events_at]) if events_at is not None else 0,
+            reasons(row[reasons_at]) if reasons_at is not None else [],
         ))
     return records
+
+
+def _typed(read: Callable[[Any], Any], kind: Any) -> Callable[[Any], Any]:
+    """`read` of a cell as the SDK would have handed it over: a datetime column's cells parsed,
+    a timespan's or guid's as strings, any other as the JSON has it."""
+    if kind == "datetime":
+        if read is _time:
+            return _datetime_cell
+        return lambda value: read(_sdk_datetime(value))
+    if kind in ("timespan", "guid"):
+        return lambda value: read(str(value))
+    return read
+
+
+# The SDK parses a datetime cell only when it starts like this (after upper-casing); any other
+# cell is handed over as it came.
+_SDK_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}")
+
+
+def _datetime_cell(value: Any) -> datetime | None:
+    """A datetime column's cell (`2025-05-10T02:00:01.1234567Z`), as `_time` read what the SDK
+    made of it. Where fromisoformat reads the text it gives the SDK's instant (a fraction
+    truncated to microseconds, as the SDK truncates it) or, where the SDK gives up, the one
+    `_time` then read from the text; where it does not, the SDK's own rule decides."""
+    if value.__class__ is str:
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            parsed = _sdk_datetime(value)
+        if parsed.__class__ is datetime:
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return _time(value)
+
+
+def _sdk_datetime(value: Any) -> Any:
+    """A datetime cell as the SDK hands it over: parsed when it starts as an ISO 8601 instant
+    (in any case), else unchanged."""
+    if isinstance(value, str):
+        upper = value.upper()
+        if _SDK_DATETIME.match(upper):
+            try:
+                return datetime.fromisoformat(upper)
+            except ValueError:
+                pass
+    return value
+
+
+def _reasons_cache() -> Callable[[Any], list[str]]:
+    """`_reasons`, remembering the answer for each JSON string (the same few lists recur on
+    every row); each call still returns a list of its own."""
+    seen: dict[str, list[str]] = {}
+
+    def read(value: Any) -> list[str]:
+        if value.__class__ is not str:
+            return _reasons(value)
+        known = seen.get(value)
+        if known is None:
+            known = _reasons(value)
+            if len(seen) < REASONS_CACHE:
+                seen[value] = known
+        return known.copy()
+
+    return read
 
 
 def _text(value: Any) -> str:

@@ -9,6 +9,7 @@ for again in halves, merged without duplicates.
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -16,15 +17,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
+from azure.core.credentials import AccessToken
+from azure.core.pipeline.transport import RequestsTransport
+from azure.identity import AzureCliCredential
+from azure.monitor.query import LogsQueryClient, LogsTable
+from urllib3.response import HTTPResponse
 
+from auditor.collect import log_analytics
+from auditor.collect.clouds import resolve
 from auditor.collect.history import HistoryRequest
 from auditor.collect.live import collect
+from auditor.collect.resource_graph import Throttle
 from auditor.coverage import Coverage
 from auditor.errors import InputError
 from auditor.normalize import normalize
 from auditor.settings import load_settings
 from auditor.snapshot import EXECUTIONS, read_snapshot
 from tests.azure_server import (
+    EXECUTION_COLUMNS,
     RESULT_TOO_LARGE,
     AzureServer,
     LogsQuery,
@@ -383,3 +394,160 @@ def test_jobs_of_one_name_sharing_a_workspace_are_told_apart_by_the_logged_envir
     [(scope, reason)] = _gaps(coverage)
     assert scope == f"Log Analytics workspace {WS}"
     assert "1 executions (sync/sync-3) could not be attributed to one job" in reason
+
+
+# --- reading the REST response without the SDK's row models ------------------------------------
+
+
+def test_the_query_is_sent_exactly_as_the_sdks_query_workspace_sends_it(
+        azure: AzureServer, estate: dict[str, str], run_history: RunHistory,
+        fake_time: FakeTime) -> None:
+    run_history()
+    [ours] = azure.log_analytics.queries
+    settings = azure_settings(subscriptions=[SUB_A])
+    throttle = Throttle(fake_time.sleep, fake_time.clock, 1.0)
+    with log_analytics.open_client(AzureCliCredential(), resolve(settings), settings,
+                                   throttle) as client:
+        client.query_workspace(WS, ours.query, timespan=(SINCE, UNTIL), server_timeout=600)
+
+    ours_sent, sdk_sent = [r for r in azure.requests if r.path.startswith("/v1/workspaces/")]
+    assert sdk_sent.body == ours_sent.body  # query, timespan ("...T00:00:00.000Z/..."), workspaces
+    assert sdk_sent.body["timespan"] == "2025-05-01T00:00:00.000Z/2025-05-31T00:00:00.000Z"
+    assert (sdk_sent.method, sdk_sent.path, sdk_sent.params) == (
+        ours_sent.method, ours_sent.path, ours_sent.params)
+
+    def headers(r: Any) -> dict[str, str]:
+        return {k: v for k, v in r.headers.items() if k != "x-ms-client-request-id"}
+
+    assert headers(sdk_sent) == headers(ours_sent)  # Prefer, content type and length, agent
+
+
+# Cells as the service may send them: datetimes with 100 ns fractions, offsets, no zone, odd
+# casing or padding, and not datetimes at all; dynamic as JSON strings, or not.
+ODD_CELLS: list[list[Any]] = [
+    ["nightly", "env", "n-1", "2025-05-10T02:00:01.1234567Z", "2025-05-10T02:07:44Z",
+     "Succeeded", "", 4, '["Completed", "SuccessfulCreate"]'],
+    ["Nightly ", " ENV", " n-2 ", "2025-05-10t02:00:01z", "2025-05-10T02:00:01+05:30",
+     " Failed ", "DeadlineExceeded", "7", "not json"],
+    ["nightly", None, "n-3", "2025-05-10T02:00:01", " 2025-05-10T02:00:01Z", "Odd", None, None,
+     None],
+    ["nightly", "env", "n-4", "2025-05-10", "garbage", None, 3, 2.9, ["b", None, "", "a"]],
+    ["nightly", "env", "n-5", None, "", "Running", "", "x", '[1, null, ""]'],
+    ["nightly", "env", "n-6", 12345, "2025-05-10T24:00:00Z", "Succeeded", "", 1, "{}"],
+    ["nightly", "env", "n-7", "2025-05-10T02:00:01,5Z", "20250510T020001Z", "Succeeded", "",
+     1, ""],
+    ["nightly", "env", "n-8", "0001-01-01T00:00:00+01:00", "2025-05-10T02:00:01.Z", "Failed",
+     "", 1, "[]"],
+]
+ODD_TYPES = (("JobName", "datetime"), ("EnvironmentName", "guid"), ("ExecutionName", "string"),
+             ("StartTime", "string"), ("EndTime", "timespan"), ("Status", "string"),
+             ("Reason", "timespan"), ("Events", "guid"), ("Reasons", "timespan"))
+
+
+@pytest.mark.parametrize("columns", [EXECUTION_COLUMNS, ODD_TYPES], ids=["contract", "odd-types"])
+def test_cells_are_read_as_the_sdks_logs_table_hands_them_over(
+        columns: tuple[tuple[str, str], ...]) -> None:
+    rows = [*ODD_CELLS, [*ODD_CELLS[0][:3], "2025-05-10T02:00:01Z", *ODD_CELLS[0][4:]]]
+    table = {"name": "PrimaryResult", "columns": [{"name": n, "type": t} for n, t in columns],
+             "rows": rows}
+
+    ours = log_analytics._records(log_analytics._result_table([table]))
+
+    # What auditor read before, from the SDK's own conversion of each cell.
+    sdk = LogsTable(name="PrimaryResult", columns=[n for n, _ in columns],
+                    columns_types=[t for _, t in columns], rows=rows)
+    text, time = log_analytics._text, log_analytics._time
+    expected = []
+    for row in sdk.rows:
+        status = text(row["Status"]) or "Unknown"
+        expected.append((
+            text(row["JobName"]).lower(), text(row["EnvironmentName"]).lower(),
+            text(row["ExecutionName"]), time(row["StartTime"]), time(row["EndTime"]),
+            status if status in log_analytics.STATUS_RANK else "Unknown", text(row["Reason"]),
+            log_analytics._count(row["Events"]), log_analytics._reasons(row["Reasons"])))
+
+    def stamp(value: datetime | None) -> str | None:
+        return value.isoformat() if value else None
+
+    assert [(r.job, r.environment, r.name, stamp(r.start), stamp(r.end), r.status, r.reason,
+             r.events, r.reasons) for r in ours] == [
+        (*e[:3], stamp(e[3]), stamp(e[4]), *e[5:]) for e in expected]
+    assert all(r.start is None or r.start.tzinfo for r in ours)
+
+
+class _Canned(requests.adapters.BaseAdapter):
+    """A transport answer below azure-core's requests transport: any status and body."""
+
+    def __init__(self, status: int, content_type: str, body: bytes) -> None:
+        super().__init__()
+        self.status, self.content_type, self.body = status, content_type, body
+
+    def send(self, request: Any, *args: Any, **kwargs: Any) -> requests.Response:
+        response = requests.Response()
+        response.status_code, response.reason = self.status, "Bad Gateway" if (
+            self.status == 502) else "OK"
+        response.headers = requests.structures.CaseInsensitiveDict(
+            {"Content-Type": self.content_type, "Content-Length": str(len(self.body))})
+        response.raw = HTTPResponse(body=io.BytesIO(self.body), headers=response.headers,
+                                    status=self.status, preload_content=False)
+        response.url, response.request = request.url, request
+        return response
+
+    def close(self) -> None:
+        return None
+
+
+class _Token:
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        return AccessToken("token", 4_102_444_800)
+
+
+def _one_window(status: int, content_type: str, body: bytes) -> log_analytics.WorkspaceResult:
+    settings = load_settings()
+    azure = azure_settings(max_retries=0)
+    time = FakeTime(requests_seen=lambda: 0)
+    throttle = Throttle(time.sleep, time.clock, 1.0)
+    session = requests.Session()
+    session.mount("https://", _Canned(status, content_type, body))
+    client = LogsQueryClient(_Token(), endpoint="https://api.loganalytics.io",
+                             retry_policy=log_analytics.LogsRetryPolicy(throttle, 0, 1.0),
+                             transport=RequestsTransport(session=session))
+    job = log_analytics.HistoryJob(f"/subscriptions/{SUB_A}/resourceGroups/rg-jobs/providers/"
+                                   f"Microsoft.App/jobs/nightly", "nightly", SUB_A, "rg-jobs",
+                                   "env")
+    with client:
+        reader = log_analytics.LogAnalytics(client, azure, settings.history, throttle)
+        return reader.read(WS, [job], log_analytics.Query("T", "test"), SINCE, UNTIL)
+
+
+def _tables(rows: Any) -> bytes:
+    columns = [{"name": n, "type": t} for n, t in EXECUTION_COLUMNS]
+    return json.dumps({"tables": [{"name": "PrimaryResult", "columns": columns,
+                                   "rows": rows}]}).encode()
+
+
+@pytest.mark.parametrize(("status", "content_type", "body", "expected"), [
+    (502, "text/html", b"<html>Bad gateway</html>", "Bad Gateway (HTTP 502)"),
+    (200, "text/plain", b"not json", "UnexpectedResult (HTTP 200): the response body is not"),
+    (200, "application/json", _tables([["nightly", "env", "nightly-1"]]),
+     "a row of the result does not hold the 9 columns it names"),
+    (200, "application/json", _tables(None), "the result table holds no rows"),
+], ids=["html-error", "text-200", "short-row", "no-rows"])
+def test_an_answer_the_sdk_could_not_read_is_a_failed_window_not_a_crash(
+        status: int, content_type: str, body: bytes, expected: str) -> None:
+    result = _one_window(status, content_type, body)
+
+    [failure] = result.failures
+    assert expected in failure.reason
+    assert result.rows == [] and result.windows == []
+
+
+def test_a_result_is_read_from_the_rest_shape_through_the_sdks_transport() -> None:
+    result = _one_window(200, "application/json; charset=utf-8", _tables([
+        execution_log_row("nightly", "nightly-1", "2025-05-10T02:00:01.1234567Z",
+                          "2025-05-10T02:07:44Z")]))
+
+    assert result.failures == []
+    [row] = result.rows
+    assert row["properties"]["startTime"] == "2025-05-10T02:00:01.123456+00:00"
+    assert row["logAnalytics"]["reasons"] == ["Completed", "SuccessfulCreate"]
