@@ -174,10 +174,12 @@ def job_costs(estate: Estate, rates: Rates | Callable[[Job], Rates], since: date
 def free_grants(costs: Iterable[JobCost], rates: Rates) -> list[FreeGrant]:
     """Per subscription and month, the consumption usage the free grant covers."""
     usage: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0])
+    months: dict[date, str] = {}
     for job_cost in costs:
         for e in job_cost.executions:
             if e.method == CONSUMPTION:
-                key = (job_cost.job.subscription_id or "", e.day.strftime("%Y-%m"))
+                month = months.get(e.day) or months.setdefault(e.day, e.day.strftime("%Y-%m"))
+                key = (job_cost.job.subscription_id or "", month)
                 usage[key][0] += e.vcpu_seconds
                 usage[key][1] += e.gib_seconds
     return [FreeGrant(sub, month, vcpu, gib, -(

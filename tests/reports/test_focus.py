@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
-from datetime import datetime
+from dataclasses import replace
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from auditor.cli import main
-from reports.focus import COLUMNS
+from auditor.results import ScanReport
+from auditor.scan import ScanRequest, run_scan
+from auditor.settings import load_settings
+from reports import focus
+from reports.csv_report import cell
+from reports.focus import COLUMNS, write_focus
 
 MANDATORY = {"BilledCost", "EffectiveCost", "ListCost", "ContractedCost", "BillingCurrency",
              "BillingPeriodStart", "BillingPeriodEnd", "ChargePeriodStart", "ChargePeriodEnd",
@@ -99,3 +106,63 @@ def test_parquet_has_the_same_rows(out: Path, rows: list[dict[str, str]]) -> Non
     assert table.schema.field("BilledCost").type == pa.decimal128(28, 10)
     assert sum(table.column("BilledCost").to_pylist()) == sum(Decimal(r["BilledCost"])
                                                              for r in rows)
+
+
+# Names a spreadsheet would run or a format string would read, quotes, commas, line breaks and
+# hidden characters; and figures that print differently although equal (5 and 5.0), with an
+# exponent in their repr, negative or zero.
+HOSTILE = ("=cmd|'/c calc'!A1", "{0}{1[2]}}", 'a,"b"\nc', "+1", "@x", "\ttab", "%s%%", "ünï{}",
+           "\x00bad\u202e")
+FIGURES = ((5.0, 1.0, 2.0, 0.5), (5, 1, 2, 0.5), (1e-7, 3e-12, 1e16, 2.5e15), (0.0, 0.0, 0.0, 0.0),
+           (0, 0, 0, 0), (-0.0, -0.0, 1.0, -3.0), (100.0, -2.5, 4.0, 1e-5),
+           (12345678.123456789, 0.1 + 0.2, 1 / 3, 2 / 3))
+
+
+@pytest.fixture(scope="module")
+def odd_report(tmp_path_factory: pytest.TempPathFactory) -> ScanReport:
+    """The sample scan with hostile job names and tags, and odd figures on some executions."""
+    folder = tmp_path_factory.mktemp("focus-odd")
+    report = run_scan(ScanRequest(source="sample", out=folder, settings=load_settings(),
+                                  as_of=datetime(2026, 11, 20, tzinfo=UTC)))
+    assert report.cost is not None
+    for index, cost in enumerate(report.cost.jobs.values()):
+        name = HOSTILE[index % len(HOSTILE)]
+        cost.job = replace(cost.job, name=name, resource_group=f"{name}-rg",
+                           location=None if index % 3 == 0 else name,
+                           tags={"{k}": name, "o,w": '"q"'})
+        if index % 2:
+            executions = []
+            for number, e in enumerate(cost.executions):
+                vcpu, vcpu_cost, gib, gib_cost = FIGURES[(index + number) % len(FIGURES)]
+                executions.append(replace(e, vcpu_seconds=vcpu, vcpu_cost=vcpu_cost,
+                                          gib_seconds=gib, gib_cost=gib_cost))
+            cost.executions = executions
+    return report
+
+
+def test_csv_is_the_rows_as_the_csv_module_writes_them(odd_report: ScanReport,
+                                                        tmp_path: Path) -> None:
+    """The writer formats its lines itself, for speed: they must be what `rows` gives, with
+    numbers as plain decimals and text neutralised, written by the csv module."""
+    expected = io.StringIO()
+    writer = csv.writer(expected, lineterminator="\r\n")
+    writer.writerow(COLUMNS)
+    for row in focus.rows(odd_report):
+        writer.writerow([format(v, "f") if isinstance(v, Decimal) else cell(v)
+                         for v in (row[c] for c in COLUMNS)])
+    write_focus(odd_report, tmp_path)
+    written = (tmp_path / "cost.csv").read_bytes()
+    assert written == expected.getvalue().encode("utf-8-sig")
+    assert b"'=cmd" in written and b",5,vCPU-Seconds," in written and b",5.0,vCPU" in written
+
+
+def test_parquet_is_the_rows(odd_report: ScanReport, tmp_path: Path,
+                             monkeypatch: pytest.MonkeyPatch) -> None:
+    parquet = pytest.importorskip("pyarrow.parquet")
+    monkeypatch.setattr(focus, "PARQUET_BATCH_ROWS", 100)  # several batches, jobs across them
+    write_focus(odd_report, tmp_path)
+    table = parquet.read_table(tmp_path / "cost.parquet")
+    expected = pytest.importorskip("pyarrow").Table.from_pylist(list(focus.rows(odd_report)),
+                                                                 schema=table.schema)
+    assert table.num_rows > 100
+    assert table.equals(expected)
