@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 from auditor.results import ScanReport
@@ -32,16 +33,21 @@ def write_all(report: ScanReport, folder: Path, *, processes: int | None = None)
     `processes` (default: the CPUs available) above 1 writes the second group in a worker.
     """
     _derive_shared(report)
-    worker = None
-    if (processes or available_processes()) > 1:
-        worker = Worker(SECOND, report, folder)
+    if (processes or available_processes()) <= 1:
+        written = _write(FIRST, report, folder) + _write(SECOND, report, folder)
+        return [*written, write_manifest(report, folder)]
+    # Frozen objects are never walked by the garbage collector: neither process then touches
+    # (and so copies) the pages of the scan they share while the worker runs.
+    gc.freeze()
     try:
-        written = _write(FIRST, report, folder)
-        written += worker.result() if worker else _write(SECOND, report, folder)
-    except BaseException:
-        if worker:
+        worker = Worker(SECOND, report, folder)
+        try:
+            written = _write(FIRST, report, folder) + worker.result()
+        except BaseException:
             worker.stop()
-        raise
+            raise
+    finally:
+        gc.unfreeze()
     return [*written, write_manifest(report, folder)]
 
 
