@@ -6,9 +6,11 @@ here, so two reports of one scan cannot disagree about a finding. Writers only f
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import cache
 from operator import itemgetter
 from typing import Any, Generic, Literal, TypeVar
 from urllib.parse import quote
@@ -119,7 +121,7 @@ def since_last_scan(report: ScanReport, item: Record) -> str:
     return state.describe() if state is not None else "not tracked"
 
 
-def waiver_note(item: Record) -> str | None:
+def waiver_note(item: Record | Result) -> str | None:
     """The waiver on a result, in one sentence; None when no waiver matched."""
     if item.waiver is not None:
         w = item.waiver
@@ -170,19 +172,20 @@ class SeverityCount:
 
 def severity_counts(report: ScanReport) -> list[SeverityCount]:
     """Findings per severity and status, most severe first; every severity is listed."""
-    found = report.findings
+    found = Counter((r.check.severity, r.status) for r in report.findings)
     return [
         SeverityCount(severity, *(
-            sum(1 for r in found if r.check.severity is severity and r.status is status)
-            for status in (Status.FAIL, Status.UNKNOWN, Status.ERROR)))
+            found[severity, status] for status in (Status.FAIL, Status.UNKNOWN, Status.ERROR)))
         for severity in sorted(Severity, key=lambda s: -s.rank)
     ]
 
 
 def pass_rate(report: ScanReport) -> float | None:
-    """passed / (passed + failed); None when no check could pass or fail."""
-    passed = sum(1 for r in report.results if r.status is Status.PASS)
-    failed = sum(1 for r in report.results if r.status is Status.FAIL)
+    """passed / (passed + failed); None when no check could pass or fail. From the check counts,
+    which every report reads anyway, rather than another pass over every result."""
+    tallies = report.check_counts().values()
+    passed = sum(t["passed"] for t in tallies)
+    failed = sum(t["failed"] for t in tallies)
     return passed / (passed + failed) if passed + failed else None
 
 
@@ -212,7 +215,8 @@ class Table:
 
 
 def _table(title: str, columns: tuple[Column[T], ...], items: Iterable[T]) -> Table:
-    return Table(title, columns, (tuple(c.value(item) for c in columns) for item in items))
+    values = [c.value for c in columns]
+    return Table(title, columns, (tuple([value(item) for value in values]) for item in items))
 
 
 def _lines(values: Iterable[str]) -> str:
@@ -238,12 +242,17 @@ _RESOURCE_ID: Column[Record] = Column("Resource id", lambda r: r.resource_id, 60
 def findings(report: ScanReport) -> Table:
     """One row per finding, with what to do and a link to the resource."""
     cloud = report.settings.azure.cloud
+
+    @cache  # a job has several findings, and the link is the slowest cell to make
+    def link(resource_id: str) -> str | None:
+        return portal_url(resource_id, cloud)
+
     columns: tuple[Column[Record], ...] = (
         _SEVERITY, _CHECK, _TITLE, _STATUS, _NAME, _GROUP, _SUBSCRIPTION, _OWNER, _SUBJECT,
         _MESSAGE, _EVIDENCE,
         Column("Remediation", lambda r: r.remediation, 56, "wrap"),
         _WAIVER, _RESOURCE_ID,
-        Column("Portal link", lambda r: portal_url(r.resource_id, cloud), 40, "url"),
+        Column("Portal link", lambda r: link(r.resource_id), 40, "url"),
         Column("Since last scan", lambda r: since_last_scan(report, r), 26, "wrap"),
         Column("Fingerprint", lambda r: r.fingerprint, 34),
     )
@@ -254,7 +263,27 @@ def results(report: ScanReport) -> Table:
     """Every job and check with its status: the tested population behind the findings."""
     columns = (_NAME, _GROUP, _SUBSCRIPTION, _OWNER, _CHECK, _TITLE, _SEVERITY, _STATUS,
                _SUBJECT, _MESSAGE, _EVIDENCE, _WAIVER, _RESOURCE_ID)
-    return _table("Results", columns, (record(report, r) for r in report.results))
+    return Table("Results", columns, _result_rows(report))
+
+
+def _result_rows(report: ScanReport) -> Iterator[tuple[CellValue, ...]]:
+    """The `results` columns of each result's `record`, made without the record: a large estate
+    has hundreds of thousands of results, and a job's and a check's cells repeat on every row
+    of that job or check (results come job by job), so they are made once."""
+    checks: dict[str, tuple[str, str, str]] = {}
+    job: Job | None = None
+    head: tuple[CellValue, ...] = ()
+    for result in report.results:
+        if result.job is not job:
+            job = result.job
+            head = (job.name, job.resource_group, job.subscription_id, report.owner(job))
+        check = checks.get(result.check.id)
+        if check is None:
+            check = checks[result.check.id] = (
+                result.check.id, result.check.title, result.check.severity.value)
+        outcome = result.outcome
+        yield (*head, *check, outcome.status.value, outcome.subject, outcome.message,
+               _lines(outcome.evidence), waiver_note(result), job.id)
 
 
 def _count(name: str, header: str) -> Column[tuple[Check, dict[str, int]]]:

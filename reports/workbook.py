@@ -156,10 +156,12 @@ def _part_title(title: str, part: int) -> str:
     return title if part == 1 else f"{title} ({part})"
 
 
-def _write_table(book: Workbook, table: Table, max_rows: int) -> None:
-    """The table under a frozen, filtered, bold header row, on as many sheets as it needs."""
+def _write_table(book: Workbook, table: Table, max_rows: int) -> int:
+    """The table under a frozen, filtered, bold header row, on as many sheets as it needs;
+    returns how many rows the table has."""
     columns: tuple[Column[object], ...] = table.columns
     last_column = get_column_letter(len(columns))
+    written = 0
     for part, rows in enumerate(split_rows(table.rows, max_rows - 1), start=1):
         sheet = _new_sheet(book, _part_title(table.title, part), (c.width for c in columns))
         sheet.freeze_panes = "A2"
@@ -170,6 +172,8 @@ def _write_table(book: Workbook, table: Table, max_rows: int) -> None:
         last_row = xlsx_rows.write_rows(book, sheet, rows, [c.kind for c in columns], _cell,
                                         _shown)
         sheet.auto_filter.ref = f"A1:{last_column}{last_row}"
+        written += last_row - 1
+    return written
 
 
 def _table_sheet(build: Callable[[ScanReport], Table]) -> Sheet:
@@ -298,19 +302,18 @@ def _summary(book: Workbook, report: ScanReport, max_rows: int) -> None:
 
 def _cost_by_owner(book: Workbook, report: ScanReport, max_rows: int) -> None:
     """Cost per owner with a bar chart, then the free grant as its own credit lines."""
-    owners = finops.by_owner(report)
-    _write_table(book, finops.cost_by_owner(report), max_rows)
+    owners = _write_table(book, finops.cost_by_owner(report), max_rows)
     sheet = book[_part_title("Cost by owner", 1)]
     if owners:
         chart = BarChart()
         chart.type = "bar"
         chart.title = f"Estimated cost by owner ({report.settings.cost.currency})"
-        last = min(len(owners), max_rows - 1) + 1
+        last = min(owners, max_rows - 1) + 1
         chart.add_data(Reference(sheet, min_col=4, min_row=1, max_row=last),
                        titles_from_data=True)
         chart.set_categories(Reference(sheet, min_col=1, min_row=2, max_row=last))
         chart.legend = None
-        chart.width, chart.height = 18, max(6, 0.6 * len(owners))
+        chart.width, chart.height = 18, max(6, 0.6 * owners)
         sheet.add_chart(chart, "G2")
 
 

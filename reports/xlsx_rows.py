@@ -2,10 +2,14 @@
 
 openpyxl spends 25-50 µs on each cell (a Cell object, its style arrays, an element tree per
 cell), and a 20,000-job scan has millions of cells: the Results sheet alone holds one row per job
-and check. Here each row becomes text in one pass, in the markup openpyxl itself writes (inline
-strings, the same cell styles by index, hyperlinks as external relationships), into a temporary
-file per sheet. The sheet itself, with its layout and header row, is still made by openpyxl;
-`splice` puts the rows into the saved file, between the header row and the end of `sheetData`.
+and check. Here the rows become markup, with the same cell styles by index as openpyxl's cells
+and hyperlinks as external relationships, in a temporary file per sheet. The sheet itself, with
+its layout and header row, is still made by openpyxl; `splice` puts the rows into the saved
+file, between the header row and the end of `sheetData`.
+
+Text goes into the shared string table, each distinct text once, where openpyxl writes inline
+strings: both read back as the same text cell, and the Results sheet repeats its titles, names,
+messages and ids on every row, so this halves the markup to write, copy and deflate.
 
 Cell styles are openpyxl's own: the first cell of each kind is made with the workbook's cell
 maker and its style index reused for every cell of that kind, so a spliced cell reads back
@@ -19,9 +23,11 @@ import shutil
 import tempfile
 import weakref
 import zipfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import partial
+from itertools import islice, repeat
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +44,18 @@ Shown = Callable[[Any], Any]
 
 RELATIONSHIPS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 HYPERLINK = f"{RELATIONSHIPS}/hyperlink"
+SPREADSHEET = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+STRINGS_PART = "xl/sharedStrings.xml"
+STRINGS_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"
 # Level 1 deflates several times faster than the default 6 for a few per cent more bytes: the
 # spliced sheets are hundreds of megabytes of markup in a large estate.
 COMPRESS_LEVEL = 1
+
+# Where cached cell markup has its row number, put in per row. No markup holds it otherwise:
+# XML cannot hold NUL, and `sanitize.visible` (through `Shown`) shows it as U+FFFD.
+_ROW = b"\0"
+_KEPT = 50_000  # cached cells per column, at most: a column of unique values must not grow
+_BATCH = 2_000  # rows rendered and written at a time, and shared strings too
 
 _ESCAPE_ATTRIBUTE = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"})
 # What XML 1.0 cannot hold beyond the controls `sanitize.visible` already shows: lone
@@ -60,6 +75,7 @@ class _Pending:
     folder: Path
     sheets: list[_Rows] = field(default_factory=list)
     styles: dict[tuple[Any, ...], int] = field(default_factory=dict)
+    strings: dict[str, int] = field(default_factory=dict)  # text: its shared string index
 
 
 _pending: weakref.WeakKeyDictionary[Workbook, _Pending] = weakref.WeakKeyDictionary()
@@ -90,73 +106,101 @@ def _number(value: float) -> str:
     return f"{value:.16g}"  # as openpyxl's safe_string writes numbers
 
 
+class _Cells(dict[Any, bytes]):
+    """One column's cells by value, as UTF-8 markup with `_ROW` where the row number goes, made
+    on first sight: most values repeat (checks, statuses, owners, subscriptions, and a job's
+    cells on each of its result rows). Text and None are kept in the dict itself; integers
+    (counts, timeouts) apart, as 1, 1.0 and True are one key but three different cells; other
+    values are made each time."""
+
+    def __init__(self, letter: str, rest: Callable[[Any], str]) -> None:
+        super().__init__()
+        self.letter = letter
+        self.start = f'<c r="{letter}\0"'
+        self.rest = rest
+        self.integers: dict[int, bytes] = {}
+
+    def __missing__(self, original: Any) -> bytes:
+        kept: dict[Any, bytes]
+        if original is None or type(original) is str:
+            kept = self
+        elif type(original) is int:
+            kept = self.integers
+        else:
+            return self._markup(original)
+        markup = kept.get(original)
+        if markup is None:
+            if len(kept) >= _KEPT:
+                kept.clear()
+            markup = kept[original] = self._markup(original)
+        return markup
+
+    def _markup(self, original: Any) -> bytes:
+        return b"" if original is None else (self.start + self.rest(original)).encode("utf-8")
+
+
 def write_rows(book: Workbook, sheet: Any, rows: Iterable[Sequence[Any]], kinds: Sequence[Any],
                make_cell: MakeCell, shown: Shown, *, first_row: int = 2) -> int:
     """Render `rows` for `sheet` (whose header row openpyxl has written); return the last row
-    number. The rows reach the file when `splice` runs on the saved workbook."""
+    number. The rows reach the file when `splice` runs on the saved workbook.
+
+    Rows go a batch at a time, column by column: each cell is its column's cached markup, each
+    row those joined with its number put in, all without Python code per cell or row (a large
+    estate has millions of cells)."""
     state = _state(book)
-    letters = [get_column_letter(i) for i in range(1, len(kinds) + 1)]
-    columns = list(zip(letters, kinds, strict=True))
-    styles = state.styles
+    columns = [_Cells(get_column_letter(index),
+                      partial(_rest, sheet, kind, state, make_cell, shown))
+               for index, kind in enumerate(kinds, start=1)]
+    linked = [index for index, kind in enumerate(kinds) if kind == "url"]
     rows_file = _Rows(sheet, state.folder / f"sheet-rows-{len(state.sheets)}.xml", [])
+    remaining = iter(rows)
     number = first_row - 1
-    # Per column, the markup after the cell reference of each string value seen: most values
-    # repeat (checks, statuses, owners, subscriptions) and need no new work.
-    seen: list[dict[str, str]] = [{} for _ in columns]
-    with rows_file.path.open("w", encoding="utf-8") as out:
-        write = out.write
-        for row in rows:
-            number += 1
-            at = str(number)
-            cells = [f'<row r="{at}">']
-            for (letter, kind), original, known in zip(columns, row, seen, strict=True):
-                if original is None:
-                    continue
-                if type(original) is str and kind != "url":
-                    rest = known.get(original)
-                    if rest is None:
-                        if len(known) >= 50_000:
-                            known.clear()
-                        rest = known[original] = _rest(sheet, original, kind, styles,
-                                                       make_cell, shown)
-                    cells.append(f'<c r="{letter}{at}"{rest}')
-                    continue
-                cells.append(f'<c r="{letter}{at}"'
-                             f'{_rest(sheet, original, kind, styles, make_cell, shown)}')
-                if kind == "url":
-                    value = shown(original)
-                    if isinstance(value, str) and value:
-                        rows_file.links.append((letter + at, value))
-            cells.append("</row>")
-            write("".join(cells))
+    with rows_file.path.open("wb") as out:
+        while batch := list(islice(remaining, _BATCH)):
+            first, number = number + 1, number + len(batch)
+            values = list(zip(*batch, strict=True))  # a tuple per column
+            cells = [map(column.__getitem__, column_values)
+                     for column, column_values in zip(columns, values, strict=True)]
+            marked = map(b"".join, zip(repeat(b'<row r="\0">'), *cells, repeat(b"</row>")))
+            numbers = map(b"%d".__mod__, range(first, number + 1))
+            out.write(b"".join(map(bytes.replace, marked, repeat(_ROW), numbers)))
+            for index in linked:
+                rows_file.links.extend(_links(columns[index].letter, values[index], first, shown))
     state.sheets.append(rows_file)
     return number
 
 
-def _rest(sheet: Any, original: Any, kind: Any, styles: dict[tuple[Any, ...], int],
-          make_cell: MakeCell, shown: Shown) -> str:
+def _links(letter: str, values: Iterable[Any], first: int,
+           shown: Shown) -> Iterator[tuple[str, str]]:
+    """The hyperlinks of a url column's cells, from row `first` down."""
+    for number, original in enumerate(values, start=first):
+        target = None if original is None else shown(original)
+        if isinstance(target, str) and target:
+            yield f"{letter}{number}", target
+
+
+def _rest(sheet: Any, kind: Any, state: _Pending, make_cell: MakeCell, shown: Shown,
+          original: Any) -> str:
     """A cell's markup after its reference: style, type and value."""
     value = shown(original)
     if isinstance(value, str):
-        quote = is_formula_like(value)
-        key: tuple[Any, ...] = (kind, "s", value if kind == "severity" else "", quote)
+        key: tuple[Any, ...] = (kind, "s", value if kind == "severity" else "",
+                                is_formula_like(value))
+        if value:
+            body = f' t="s"><v>{state.strings.setdefault(value, len(state.strings))}</v></c>'
+        else:
+            body = ' t="inlineStr"/>'  # as openpyxl writes an empty string
+    elif isinstance(value, bool):
+        key, body = (kind, bool), f' t="b"><v>{int(value)}</v></c>'
     elif isinstance(value, datetime | date):
         key = (kind, "d" if isinstance(value, datetime) else "day")
+        body = f' t="n"><v>{_number(to_excel(value))}</v></c>'
     else:
-        key = (kind, type(value))
-    style = styles.get(key)
+        key, body = (kind, type(value)), f' t="n"><v>{_number(value)}</v></c>'
+    style = state.styles.get(key)
     if style is None:
-        style = styles[key] = make_cell(sheet, original, kind).style_id
-    if isinstance(value, str):
-        if not value:
-            return f' s="{style}" t="inlineStr"/>'
-        space = ' xml:space="preserve"' if value != value.strip() else ""
-        return f' s="{style}" t="inlineStr"><is><t{space}>{_text(value)}</t></is></c>'
-    if isinstance(value, bool):
-        return f' s="{style}" t="b"><v>{int(value)}</v></c>'
-    if isinstance(value, datetime | date):
-        return f' s="{style}" t="n"><v>{_number(to_excel(value))}</v></c>'
-    return f' s="{style}" t="n"><v>{_number(value)}</v></c>'
+        style = state.styles[key] = make_cell(sheet, original, kind).style_id
+    return f' s="{style}"{body}'
 
 
 def splice(book: Workbook, path: Path) -> None:
@@ -167,6 +211,14 @@ def splice(book: Workbook, path: Path) -> None:
     try:
         parts = {rows.worksheet.path.lstrip("/"): rows for rows in state.sheets}
         rels = {_rels_part(part): rows for part, rows in parts.items() if rows.links}
+        # openpyxl writes no shared strings: the part gets its content type and relationship.
+        edits: dict[str, Callable[[str], str]] = {
+            "[Content_Types].xml": partial(_insert_before, "</Types>", (
+                f'<Override PartName="/{STRINGS_PART}" ContentType="{STRINGS_TYPE}"/>')),
+            "xl/_rels/workbook.xml.rels": partial(_insert_before, "</Relationships>", (
+                f'<Relationship Type="{RELATIONSHIPS}/sharedStrings" '
+                f'Target="/{STRINGS_PART}" Id="auditorStrings"/>')),
+        } if state.strings else {}
         spliced = path.with_name(path.name + ".splice")
         with zipfile.ZipFile(path) as source, zipfile.ZipFile(
                 spliced, "w", zipfile.ZIP_DEFLATED, compresslevel=COMPRESS_LEVEL) as target:
@@ -177,12 +229,16 @@ def splice(book: Workbook, path: Path) -> None:
                 elif name in rels:
                     target.writestr(name, _with_links(source.read(name).decode("utf-8"),
                                                       rels.pop(name)))
+                elif name in edits:
+                    target.writestr(name, edits[name](source.read(name).decode("utf-8")))
                 else:
                     target.writestr(name, source.read(name))
             for name, rows in rels.items():  # sheets that had no relationships yet
                 target.writestr(name, _with_links(
                     '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/'
                     'relationships"></Relationships>', rows))
+            if state.strings:
+                _write_strings(state.strings, target)
         spliced.replace(path)
     finally:
         shutil.rmtree(state.folder, ignore_errors=True)
@@ -230,8 +286,27 @@ def _with_links(markup: str, rows: _Rows) -> str:
         f'<Relationship Type="{HYPERLINK}" Target="{_text_attribute(target)}" '
         f'TargetMode="External" Id="{_link_id(i)}"/>'
         for i, (_ref, target) in enumerate(rows.links, start=1))
-    end = markup.rfind("</Relationships>")
-    return markup[:end] + relationships + markup[end:]
+    return _insert_before("</Relationships>", relationships, markup)
+
+
+def _insert_before(end_tag: str, element: str, markup: str) -> str:
+    end = markup.rfind(end_tag)
+    return markup[:end] + element + markup[end:]
+
+
+def _write_strings(strings: Iterable[str], target: zipfile.ZipFile) -> None:
+    """The shared string table: every text of the spliced rows, in index order."""
+    remaining = iter(strings)  # a dict keeps the order its texts were given their indexes
+    with target.open(STRINGS_PART, "w", force_zip64=True) as out:
+        out.write(f'<sst xmlns="{SPREADSHEET}">'.encode())
+        while batch := list(islice(remaining, _BATCH)):
+            out.write("".join(map(_string_item, batch)).encode("utf-8"))
+        out.write(b"</sst>")
+
+
+def _string_item(value: str) -> str:
+    space = ' xml:space="preserve"' if value != value.strip() else ""
+    return f"<si><t{space}>{_text(value)}</t></si>"
 
 
 def _text_attribute(value: str) -> str:
