@@ -56,6 +56,7 @@ class ScanRequest:
     history: Path | None = None  # the history store (auditor.history); None keeps no history
     shard: Shard | None = None  # scan only this shard's subscriptions (auditor.shards)
     merge: MergePlan | None = None  # source "merge": the shard outputs to evaluate as one scan
+    report_processes: int | None = None  # None: as many as reports.write_all may use
 
 
 def _no_progress(stage: str) -> None:
@@ -144,7 +145,7 @@ def _run(request: ScanRequest, clock: Callable[[], datetime], progress: Stage,
             with HistoryStore(request.history) as store:
                 report = replace(report, history=store.compare(report))
         progress("report")
-        reports.write_all(report, staging)
+        reports.write_all(report, staging, processes=request.report_processes)
         publish(staging, request.out)
     except BaseException:
         discard(staging)

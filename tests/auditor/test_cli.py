@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -173,3 +174,23 @@ def test_exit_zero_on_findings_for_scheduled_runs(tmp_path: Path,
     code, _ = run(capsys, "scan", "--snapshot", str(partial), "--out", str(tmp_path / "o2"),
                   "--exit-zero-on-findings")
     assert code == 3, "an incomplete scan still fails the run"
+
+
+@pytest.mark.parametrize(("asked", "workers"), [("1", 0), ("2", 1)])
+def test_report_processes_decides_whether_a_worker_writes(
+        asked: str, workers: int, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import reports
+
+    started: list[object] = []
+
+    class Counted(reports.Worker):
+        def __init__(self, *args: Any) -> None:
+            started.append(args)
+            super().__init__(*args)
+
+    monkeypatch.setattr(reports, "Worker", Counted)
+    code, _ = run(capsys, "scan", "--sample", "--no-history", "--out", str(tmp_path / "out"),
+                  "--report-processes", asked)
+    assert code == 1 and (tmp_path / "out" / "cost.csv").is_file()
+    assert len(started) == workers
