@@ -4,9 +4,9 @@
 A table longer than Excel's row limit continues on "Title (2)", "Title (3)"…; nothing is cut.
 
 Formula injection: openpyxl stores any string that starts with "=" as a formula (and "#N/A" and
-the like as an error). Every string cell is therefore forced to an inline string, and one that a
-spreadsheet would read as a formula also gets Excel's quote prefix, so it stays text even when a
-user edits the cell.
+the like as an error). Every string cell is therefore forced to text (an inline string; a shared
+string in the table rows, see `xlsx_rows`), and one that a spreadsheet would read as a formula
+also gets Excel's quote prefix, so it stays text even when a user edits the cell.
 """
 
 from __future__ import annotations

@@ -51,8 +51,8 @@ STRINGS_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.shar
 # spliced sheets are hundreds of megabytes of markup in a large estate.
 COMPRESS_LEVEL = 1
 
-# Where cached cell markup has its row number, put in per row. No markup holds it otherwise:
-# XML cannot hold NUL, and `sanitize.visible` (through `Shown`) shows it as U+FFFD.
+# Where cached cell markup has its row number, put in per row. No cell's markup holds it
+# otherwise: it has a style index, a type and a number (text is in the shared strings).
 _ROW = b"\0"
 _KEPT = 50_000  # cached cells per column, at most: a column of unique values must not grow
 _BATCH = 2_000  # rows rendered and written at a time, and shared strings too
@@ -294,11 +294,11 @@ def _insert_before(end_tag: str, element: str, markup: str) -> str:
     return markup[:end] + element + markup[end:]
 
 
-def _write_strings(strings: Iterable[str], target: zipfile.ZipFile) -> None:
+def _write_strings(strings: dict[str, int], target: zipfile.ZipFile) -> None:
     """The shared string table: every text of the spliced rows, in index order."""
     remaining = iter(strings)  # a dict keeps the order its texts were given their indexes
     with target.open(STRINGS_PART, "w", force_zip64=True) as out:
-        out.write(f'<sst xmlns="{SPREADSHEET}">'.encode())
+        out.write(f'<sst xmlns="{SPREADSHEET}" uniqueCount="{len(strings)}">'.encode())
         while batch := list(islice(remaining, _BATCH)):
             out.write("".join(map(_string_item, batch)).encode("utf-8"))
         out.write(b"</sst>")
