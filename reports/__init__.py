@@ -16,7 +16,7 @@ from reports.owners import write_owner_reports
 from reports.sarif import write_sarif
 from reports.tables import finding_records
 from reports.workbook import write_workbook
-from reports.workers import Worker, Writer, available_processes
+from reports.workers import Worker, Writer, available_processes, write_each
 
 # The writers, in two groups of about equal work on a large estate: with a second CPU the
 # second group runs in a worker process while the scan writes the first.
@@ -34,7 +34,7 @@ def write_all(report: ScanReport, folder: Path, *, processes: int | None = None)
     """
     _derive_shared(report)
     if (processes or available_processes()) <= 1:
-        written = _write(FIRST, report, folder) + _write(SECOND, report, folder)
+        written = write_each(FIRST, report, folder) + write_each(SECOND, report, folder)
         return [*written, write_manifest(report, folder)]
     # Frozen objects are never walked by the garbage collector: neither process then touches
     # (and so copies) the pages of the scan they share while the worker runs.
@@ -42,7 +42,7 @@ def write_all(report: ScanReport, folder: Path, *, processes: int | None = None)
     try:
         worker = Worker(SECOND, report, folder)
         try:
-            written = _write(FIRST, report, folder) + worker.result()
+            written = write_each(FIRST, report, folder) + worker.result()
         except BaseException:
             worker.stop()
             raise
@@ -51,17 +51,8 @@ def write_all(report: ScanReport, folder: Path, *, processes: int | None = None)
     return [*written, write_manifest(report, folder)]
 
 
-def _write(writers: tuple[Writer, ...], report: ScanReport, folder: Path) -> list[Path]:
-    written: list[Path] = []
-    for write in writers:
-        paths = write(report, folder)
-        written.extend(paths if isinstance(paths, list) else [paths])
-    return written
-
-
 def _derive_shared(report: ScanReport) -> None:
     """Work out what several writers read (the findings, their records, the check counts)
     once, before a worker forks, so the two processes do not each derive it."""
     report.check_counts()
-    for _ in finding_records(report):
-        break
+    next(finding_records(report), None)

@@ -24,6 +24,15 @@ from auditor.results import ScanReport
 Writer = Callable[[ScanReport, Path], Path | list[Path]]
 
 
+def write_each(writers: Sequence[Writer], report: ScanReport, folder: Path) -> list[Path]:
+    """Run `writers` in turn; the paths they wrote, in order."""
+    written: list[Path] = []
+    for write in writers:
+        paths = write(report, folder)
+        written.extend(paths if isinstance(paths, list) else [paths])
+    return written
+
+
 def available_processes() -> int:
     """How many processes report writing may use: the CPUs this process may run on, when the
     platform can fork (elsewhere the scan writes every report itself)."""
@@ -79,11 +88,7 @@ def _run(writers: Sequence[Writer], report: ScanReport, folder: Path, send: Conn
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        written: list[str] = []
-        for write in writers:
-            paths = write(report, folder)
-            written.extend(str(p) for p in (paths if isinstance(paths, list) else [paths]))
-        send.send(("ok", written))
+        send.send(("ok", [str(p) for p in write_each(writers, report, folder)]))
     except BaseException as e:  # whatever stopped the worker goes back to the scan
         send.send(("error", _pickled(e)))
     finally:
