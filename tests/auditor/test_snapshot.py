@@ -149,7 +149,7 @@ def test_rows_written_one_per_line_read_back_as_written(tmp_path: Path, count: i
 
 
 @pytest.mark.parametrize(("edit", "message"), [
-    pytest.param(lambda text: text.replace('"name": "job-1"', '"name": job-1', 1),
+    pytest.param(lambda text: text.replace('"name":"job-1"', '"name":job-1', 1),
                  "invalid JSON at line 5", id="bad-row"),
     pytest.param(lambda text: text[:text.rindex("]")], "invalid JSON", id="truncated"),
     pytest.param(lambda text: text.replace('"data": [\n', '"data": 7, "x": [\n'),
