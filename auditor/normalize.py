@@ -8,7 +8,8 @@ report `unknown`.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping
+import sys
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, TypeVar
@@ -50,7 +51,7 @@ from auditor.snapshot import (
     JOBS,
     ROLE_ASSIGNMENTS,
     ROLE_DEFINITIONS,
-    RawItem,
+    Convert,
     RawSnapshot,
 )
 
@@ -70,13 +71,13 @@ _TRIGGER_CONFIG: dict[TriggerType | None, str] = {
 
 
 def normalize(snapshot: RawSnapshot) -> Estate:
-    """The estate the checks see. The executions' raw rows (millions in a large estate) are
-    released from `snapshot` as they are read: read the snapshot again to normalize it twice."""
+    """The estate the checks see, from the rows in `snapshot` and the executions it normalized
+    while reading (`NORMALIZED_WHILE_READING`)."""
     jobs = _unique(job_from_row(i.row, i.source) for i in snapshot.items[JOBS])
     environments = _unique(
         environment_from_row(i.row, i.source) for i in snapshot.items[ENVIRONMENTS])
-    executions = _unique(
-        execution_from_row(i.row, i.source) for i in _released(snapshot.items[EXECUTIONS]))
+    executions = _unique(snapshot.records.get(EXECUTIONS) or (
+        execution_from_row(i.row, i.source) for i in snapshot.items[EXECUTIONS]))
     assignments = _unique(
         assignment_from_row(i.row, i.source) for i in snapshot.items[ROLE_ASSIGNMENTS])
     definitions = _unique(
@@ -105,17 +106,6 @@ def normalize(snapshot: RawSnapshot) -> Estate:
         assignments_by_principal=MappingProxyType(
             {principal: tuple(positions) for principal, positions in by_principal.items()}),
     )
-
-
-_RELEASED = RawItem({}, "")
-
-
-def _released(items: list[RawItem]) -> Iterator[RawItem]:
-    """Each item, dropped from `items` once taken, so its row is freed while the rest are read."""
-    for index, item in enumerate(items):
-        items[index] = _RELEASED
-        yield item
-    items.clear()
 
 
 def _started(execution: Execution) -> datetime:
@@ -311,7 +301,7 @@ def execution_from_row(row: dict[str, Any], source: str = "") -> Execution | Non
     job_id = None
     if resource_id:
         at = resource_id.lower().rfind("/executions/")
-        job_id = resource_id[:at] if at >= 0 else None
+        job_id = _shared(resource_id[:at]) if at >= 0 else None
     props = row.get("properties")
     if not isinstance(props, dict):
         props = {}
@@ -319,12 +309,23 @@ def execution_from_row(row: dict[str, Any], source: str = "") -> Execution | Non
         id=resource_id,
         name=name or (resource_id or "").rsplit("/", 1)[-1],
         job_id=job_id,
-        status=as_str(props.get("status")),
+        status=_shared(as_str(props.get("status"))),
         start_time=as_time(props.get("startTime")),
         end_time=as_time(props.get("endTime")),
-        reason=as_str(props.get("reason")) or as_str(props.get("detailedStatus")),
+        reason=_shared(as_str(props.get("reason")) or as_str(props.get("detailedStatus"))),
         source=source,
     )
+
+
+def _shared(text: str | None) -> str | None:
+    """One string for the values executions repeat (their job, status, reason): a large estate
+    has millions of executions and as many copies otherwise."""
+    return None if text is None else sys.intern(text)
+
+
+# Give `read_snapshot` to normalize executions as they are read: a large estate has millions.
+NORMALIZED_WHILE_READING: Mapping[str, Convert] = MappingProxyType(
+    {EXECUTIONS: execution_from_row})
 
 
 def assignment_from_row(row: dict[str, Any], source: str = "") -> RoleAssignment | None:

@@ -24,7 +24,7 @@ from auditor import __version__
 from auditor.actual_cost import load_actual_costs
 from auditor.engine import active_checks, evaluate
 from auditor.history import HistoryStore
-from auditor.normalize import normalize
+from auditor.normalize import NORMALIZED_WHILE_READING, normalize
 from auditor.output import discard, publish, staging_folder
 from auditor.pricing import price
 from auditor.reproducible import folder_digest, scan_id
@@ -109,7 +109,7 @@ def _run(request: ScanRequest, clock: Callable[[], datetime], progress: Stage,
         progress("collect")
         scope, source = _gather(request, evidence, started)
         progress("normalize")
-        raw = read_snapshot(source)
+        raw = read_snapshot(source, convert=NORMALIZED_WHILE_READING)
         if source != evidence:
             _copy_evidence(source, evidence)
         estate = normalize(raw)

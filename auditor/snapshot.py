@@ -15,7 +15,7 @@ import os
 import re
 import tempfile
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -48,6 +48,10 @@ class RawItem:
     source: str
 
 
+# Turns a row of one type into its record as the row is read; see `read_snapshot`.
+Convert = Callable[[dict[str, Any], str], Any]
+
+
 @dataclass(slots=True)
 class RawSnapshot:
     items: dict[str, list[RawItem]] = field(default_factory=lambda: {t: [] for t in KNOWN_TYPES})
@@ -55,16 +59,38 @@ class RawSnapshot:
     files: list[str] = field(default_factory=list)
     coverage: Coverage = field(default_factory=Coverage)
     collection: dict[str, Any] | None = None
+    convert: Mapping[str, Convert] = field(default_factory=dict)
+    records: dict[str, list[Any]] = field(default_factory=dict)  # what `convert` made, by type
 
     def add(self, row: Any, source: str) -> None:
         if not isinstance(row, dict):
             self.other_types["(not an object)"] += 1
             return
         kind = _item_type(row)
-        if kind in self.items:
+        convert = self.convert.get(kind or "")
+        if convert is not None:
+            self.records.setdefault(kind or "", []).append(convert(row, source))
+        elif kind in self.items:
             self.items[kind].append(RawItem(row, source))
         else:
             self.other_types[kind or "(no type)"] += 1
+
+    def count(self) -> int:
+        return sum(map(len, self.items.values())) + sum(map(len, self.records.values())) + \
+            sum(self.other_types.values())
+
+    def mark(self) -> tuple[dict[str, int], dict[str, int], Counter[str]]:
+        return ({k: len(v) for k, v in self.items.items()},
+                {k: len(v) for k, v in self.records.items()}, self.other_types.copy())
+
+    def rollback(self, mark: tuple[dict[str, int], dict[str, int], Counter[str]]) -> None:
+        """Forget what was added since `mark`: a file that turned out not to be in the layout
+        read a line at a time is read again whole."""
+        items, records, self.other_types = mark
+        for kind, rows in self.items.items():
+            del rows[items.get(kind, 0):]
+        for kind, made in self.records.items():
+            del made[records.get(kind, 0):]
 
 
 def _item_type(row: dict[str, Any]) -> str | None:
@@ -78,8 +104,12 @@ def _item_type(row: dict[str, Any]) -> str | None:
     return None
 
 
-def read_snapshot(folder: Path) -> RawSnapshot:
-    """Read every `*.json` below `folder` (sorted, so scans are reproducible)."""
+def read_snapshot(folder: Path, *, convert: Mapping[str, Convert] | None = None) -> RawSnapshot:
+    """Read every `*.json` below `folder` (sorted, so scans are reproducible).
+
+    Rows of a type in `convert` are kept as what it returns, in `records`, not as rows: a large
+    estate's execution rows are a gigabyte of dicts, their records a fraction of it.
+    """
     if not folder.exists():
         raise InputError(str(folder), "snapshot folder does not exist", "pass an existing folder")
     if not folder.is_dir():
@@ -91,7 +121,7 @@ def read_snapshot(folder: Path) -> RawSnapshot:
             str(folder), "snapshot folder holds no .json files",
             "export jobs with `az graph query` or `az containerapp job list` into it",
         )
-    snapshot = RawSnapshot()
+    snapshot = RawSnapshot(convert=convert or {})
     for path in paths:
         name = path.relative_to(folder).as_posix()
         snapshot.files.append(name)
@@ -100,27 +130,30 @@ def read_snapshot(folder: Path) -> RawSnapshot:
 
 
 def _read_file(path: Path, name: str, snapshot: RawSnapshot) -> None:
-    document = _rows_by_line(path)
+    before = snapshot.count()
+    document = _rows_by_line(path, name, snapshot)
     if document is None:
         document = _parsed_whole(path)
-    before = sum(len(v) for v in snapshot.items.values()) + sum(snapshot.other_types.values())
-    for row in _rows(document, path, name, snapshot):
+    for row in _rows(document, path, name, snapshot):  # none left when read a line at a time
         snapshot.add(row, name)
-    after = sum(len(v) for v in snapshot.items.values()) + sum(snapshot.other_types.values())
     if not (isinstance(document, dict) and COLLECTION_KEY in document):
-        snapshot.coverage.reads.append(Read(f"file {name}", "snapshot", after - before))
+        snapshot.coverage.reads.append(Read(f"file {name}", "snapshot",
+                                            snapshot.count() - before))
 
 
 _ROWS_START = '"data": [\n'
 _LINES_PER_PARSE = 4096
 
 
-def _rows_by_line(path: Path) -> Any:
-    """The document of a file in the layout `write_rows` writes (one row per line), read a chunk
-    of lines at a time so that the text of a large snapshot is never held whole next to its
-    rows; None for a file in any other layout, or with anything wrong in it, which
-    `_parsed_whole` then reads (and explains)."""
-    rows: list[Any] = []
+def _rows_by_line(path: Path, name: str, snapshot: RawSnapshot) -> Any:
+    """Add the rows of a file in the layout `write_rows` writes (one row per line) to
+    `snapshot` a chunk of lines at a time, so that neither the text of a large snapshot nor all
+    its rows are ever held at once; return the document without its rows (`data` empty).
+
+    None, with nothing added, for a file in any other layout or with anything wrong in it, which
+    `_parsed_whole` then reads (and explains).
+    """
+    mark = snapshot.mark()
     try:
         with path.open(encoding="utf-8", newline="\n") as lines:
             if lines.readline() != "{\n":
@@ -132,18 +165,23 @@ def _rows_by_line(path: Path) -> Any:
                     break
                 chunk.append(line)
                 if len(chunk) == _LINES_PER_PARSE:
-                    rows += _parsed_lines(chunk)
+                    _add_lines(chunk, name, snapshot)
                     chunk = []
             else:
-                return None  # no end of the rows: truncated
-            rows += _parsed_lines(chunk)
+                raise ValueError("no end of the rows: truncated")
+            _add_lines(chunk, name, snapshot)
             document = json.loads("{" + "".join(head) + '"data": []' + line[1:] + lines.read())
+        if not isinstance(document, dict) or document.get("data") != []:
+            raise ValueError("not the layout write_rows writes")
     except (OSError, ValueError):  # ValueError: JSON or UTF-8 that does not decode
+        snapshot.rollback(mark)
         return None
-    if not isinstance(document, dict) or document.get("data") != []:
-        return None
-    document["data"] = rows
     return document
+
+
+def _add_lines(lines: list[str], name: str, snapshot: RawSnapshot) -> None:
+    for row in _parsed_lines(lines):
+        snapshot.add(row, name)
 
 
 def _parsed_lines(lines: list[str]) -> list[Any]:

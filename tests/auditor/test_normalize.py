@@ -9,8 +9,14 @@ from typing import Any
 import pytest
 
 from auditor.model import TriggerType
-from auditor.normalize import execution_from_row, job_from_row, memory_gib, normalize
-from auditor.snapshot import read_snapshot
+from auditor.normalize import (
+    NORMALIZED_WHILE_READING,
+    execution_from_row,
+    job_from_row,
+    memory_gib,
+    normalize,
+)
+from auditor.snapshot import EXECUTIONS, read_snapshot, write_rows
 from tests.factories import job_row
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "azure-payloads"
@@ -189,3 +195,23 @@ def test_duplicate_rows_across_files_count_once(tmp_path: Path) -> None:
 ])
 def test_memory_gib(text: str, gib: float | None) -> None:
     assert memory_gib(text) == (pytest.approx(gib) if gib is not None else None)
+
+
+def test_executions_normalized_while_reading_equal_those_normalized_after(
+        tmp_path: Path) -> None:
+    job_id = "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.App/jobs/nightly-export"
+    rows = [{"id": f"{job_id}/executions/run-{i}", "name": f"run-{i}",
+             "type": "Microsoft.App/jobs/executions",
+             "properties": {"status": ["Succeeded", "Failed"][i % 2],
+                            "startTime": f"2026-03-0{1 + i}T09:00:00Z",
+                            "endTime": f"2026-03-0{1 + i}T09:05:00Z",
+                            "reason": "DeadlineExceeded" if i == 3 else None}}
+            for i in range(5)]
+    write_rows(tmp_path, "executions", [*rows, rows[0]])  # a repeat is dropped either way
+    write_rows(tmp_path, "jobs", [job_row("nightly-export")])
+    after = normalize(read_snapshot(tmp_path))
+    read = read_snapshot(tmp_path, convert=NORMALIZED_WHILE_READING)
+    assert read.items[EXECUTIONS] == [] and len(read.records[EXECUTIONS]) == 6
+    assert normalize(read) == after
+    assert [e.name for e in after.executions] == [f"run-{i}" for i in range(5)]
+    assert len({id(e.job_id) for e in after.executions}) == 1, "one string for the job's id"

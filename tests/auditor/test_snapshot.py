@@ -169,3 +169,34 @@ def test_two_rows_on_one_line_are_both_read(tmp_path: Path) -> None:
     text = path.read_text(encoding="utf-8")
     path.write_text(text.replace("},\n{", "}, {", 1), encoding="utf-8")
     assert [r["name"] for r in _rows_read(tmp_path)] == ["a", "b", "c"]  # type: ignore[index]
+
+
+def _names_and_files(row: dict[str, Any], source: str) -> tuple[str, str]:
+    return row["name"], source
+
+
+@pytest.mark.parametrize("lines_per_parse", [1, 2, 4096])
+def test_rows_of_a_converted_type_are_kept_as_records(tmp_path: Path, lines_per_parse: int,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(snapshot, "_LINES_PER_PARSE", lines_per_parse)
+    write_rows(tmp_path, "rows", [job_row("a"), job_row("b"), job_row("c")])
+    write(tmp_path, "more.json", [job_row("d")])  # a file read whole is converted alike
+    read = read_snapshot(tmp_path, convert={JOBS: _names_and_files})
+    assert read.records[JOBS] == [("d", "more.json"), ("a", "rows.json"), ("b", "rows.json"),
+                                  ("c", "rows.json")]
+    assert read.items[JOBS] == []
+    assert [r.rows for r in read.coverage.reads] == [1, 3]
+
+
+def test_a_file_found_in_another_layout_midway_is_not_counted_twice(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows converted from the first chunks are dropped when a later chunk sends the file to
+    the whole-file reader."""
+    monkeypatch.setattr(snapshot, "_LINES_PER_PARSE", 1)
+    path = write_rows(tmp_path, "rows", [job_row(n) for n in "abcd"])
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text[:text.rindex("},\n{")] + "}, {" + text[text.rindex("},\n{") + 4:],
+                    encoding="utf-8")  # the last two rows on one line
+    read = read_snapshot(tmp_path, convert={JOBS: _names_and_files})
+    assert [name for name, _ in read.records[JOBS]] == ["a", "b", "c", "d"]
+    assert [r.rows for r in read.coverage.reads] == [4]
