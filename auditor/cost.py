@@ -36,7 +36,8 @@ class Rates:
     source: str  # where the rates came from, for the report
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, like model.Execution: there are millions. Nothing assigns to one once priced.
+@dataclass(slots=True, unsafe_hash=True)
 class ExecutionCost:
     job_id: str
     execution: str
@@ -144,10 +145,9 @@ class _Pricing:
             wall = 0.0
         seconds = self.completions * wall / self.waves  # as replica_seconds works it out
         vcpu, gib = size[0] * seconds, size[1] * seconds
-        return ExecutionCost(
-            job_id=self.job.id, execution=execution.name, day=start.date(), seconds=wall,
-            vcpu_seconds=vcpu, gib_seconds=gib, vcpu_cost=vcpu * self.rates.vcpu_second,
-            gib_cost=gib * self.rates.gib_second, method=self.method, unfinished=end is None)
+        return ExecutionCost(  # positional: keywords cost more than the rest of the call
+            self.job.id, execution.name, start.date(), wall, vcpu, gib,
+            vcpu * self.rates.vcpu_second, gib * self.rates.gib_second, self.method, end is None)
 
 
 def job_costs(estate: Estate, rates: Rates | Callable[[Job], Rates], since: datetime,

@@ -180,7 +180,9 @@ class Environment:
         return next((p for p in self.workload_profiles if p.name.lower() == wanted), None)
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, unlike the other records: a large estate builds millions and frozen construction
+# takes several times as long. Nothing assigns to one after normalize builds it.
+@dataclass(slots=True, unsafe_hash=True)
 class Execution:
     id: str | None
     name: str

@@ -305,15 +305,15 @@ def execution_from_row(row: dict[str, Any], source: str = "") -> Execution | Non
     props = row.get("properties")
     if not isinstance(props, dict):
         props = {}
-    return Execution(
-        id=resource_id,
-        name=name or (resource_id or "").rsplit("/", 1)[-1],
-        job_id=job_id,
-        status=_shared(as_str(props.get("status"))),
-        start_time=as_time(props.get("startTime")),
-        end_time=as_time(props.get("endTime")),
-        reason=_shared(as_str(props.get("reason")) or as_str(props.get("detailedStatus"))),
-        source=source,
+    return Execution(  # positional: keywords cost more than the rest of the call
+        resource_id,
+        name or (resource_id or "").rsplit("/", 1)[-1],
+        job_id,
+        _shared(as_str(props.get("status"))),
+        as_time(props.get("startTime")),
+        as_time(props.get("endTime")),
+        _shared(as_str(props.get("reason")) or as_str(props.get("detailedStatus"))),
+        source,
     )
 
 

@@ -68,9 +68,12 @@ def as_time(value: Any) -> datetime | None:
     if not isinstance(value, str):
         return None
     try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(value)  # Azure's own form, millions of times
     except ValueError:
-        return None
+        try:
+            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return None
     return parsed if parsed.tzinfo else None
 
 
