@@ -403,6 +403,14 @@ class CostView:
     def of(self, job: Job) -> JobCost | None:
         return self.jobs.get(job.id.lower())
 
+    def of_jobs(self, ids: Iterable[str]) -> CostView:
+        """The view of some jobs (lower-cased ids) alone, without the dedicated profiles and
+        actual costs that belong to the whole estate; anomalies already found are kept."""
+        view = replace(self, jobs={k: self.jobs[k] for k in ids if k in self.jobs}, profiles=(),
+                       actual=None)
+        view._anomalies.update((k, v) for k, v in self._anomalies.items() if k in view.jobs)
+        return view
+
     def anomalies(self, job: Job) -> list[Anomaly] | None:
         key = job.id.lower()
         if key not in self._anomalies:

@@ -51,10 +51,7 @@ def owner_slice(report: ScanReport, jobs: list[Job],
         executions=tuple(e for job_runs in runs.values() for e in job_runs),
         executions_by_job=MappingProxyType(runs),
         changes=tuple(c for c in estate.changes if c.resource_id.lower() in ids))
-    cost = report.cost
-    if cost is not None:
-        cost = replace(cost, jobs={k: cost.jobs[k] for k in ids if k in cost.jobs}, profiles=(),
-                       actual=None)
+    cost = report.cost.of_jobs(ids) if report.cost is not None else None
     if results is None:
         results = [r for r in report.results if r.job.id.lower() in ids]
     return replace(report, estate=sliced, cost=cost, results=tuple(results),

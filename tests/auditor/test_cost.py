@@ -7,11 +7,14 @@ from types import MappingProxyType
 
 import pytest
 
+from auditor import cost as cost_module
+from auditor.actual_cost import ActualCosts
 from auditor.cost import (
     ALLOCATION,
     CONSUMPTION,
     UNALLOCATED,
     AnomalyPolicy,
+    CostView,
     DedicatedRates,
     JobCost,
     Rates,
@@ -223,3 +226,21 @@ def test_dedicated_profile_cost_is_shared_by_occupied_instance_hours() -> None:
     assert by_name["memory"].total == pytest.approx(profile.cost * 1 / 24)
     assert profile.idle == pytest.approx(profile.cost * 20 / 24), "idle capacity is shown"
     assert all(e.method == ALLOCATION for c in costs for e in c.executions)
+
+
+def test_a_view_of_some_jobs_keeps_the_anomalies_already_found(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    other = sized_job("other")
+    minutes = [60.0] * 29 + [1200.0]
+    view = CostView(jobs={BIG.id.lower(): costs_of(BIG, series(BIG.id, minutes)),
+                          other.id.lower(): costs_of(other, series(other.id, [60.0] * 30))},
+                    since=datetime(2026, 10, 21, tzinfo=UTC), until=UNTIL, currency="USD",
+                    anomaly=POLICY, actual=ActualCosts({}, "USD", ("x.csv",), 0))
+    found = view.anomalies(BIG)
+    assert found is not None and len(found) == 1
+    monkeypatch.setattr(cost_module, "daily_anomalies", None)  # no second computation
+    part = view.of_jobs([BIG.id.lower()])
+    assert list(part.jobs) == [BIG.id.lower()]
+    assert part.actual is None and part.profiles == ()
+    assert part.anomalies(BIG) == found
+    assert view.jobs.keys() == {BIG.id.lower(), other.id.lower()}, "the whole view is unchanged"
