@@ -49,37 +49,42 @@ def frameworks() -> dict[str, Framework]:
 
 
 def control_rows(checks: Iterable[Check], results: Iterable[Result]) -> list[ControlRow]:
-    """One row per control that at least one active check maps to, in catalogue order."""
+    """One row per control that at least one active check maps to, in catalogue order.
+
+    A job passes a control when it passes every check mapped to it that was decided for the job
+    (pass or fail); it fails when any fails, unless waived.
+    """
     mapped: dict[tuple[str, str], list[str]] = defaultdict(list)
     for item in checks:
         for framework, ids in item.controls.items():
             for control in ids:
                 mapped[(framework, control)].append(item.id)
-    # Per check id and job id (one result each): pass, fail, or fail under a waiver.
-    verdicts: dict[str, dict[str, str]] = defaultdict(dict)
+    # Per check, every job's verdict as a rank in a list by job position, so that a control's
+    # verdicts are the element-wise worst of its checks' lists (a large estate has millions).
+    positions: dict[str, int] = {}
+    decided: list[tuple[str, int, int]] = []
     for r in results:
-        if r.status in (Status.PASS, Status.FAIL):
-            verdict = "pass" if r.status is Status.PASS else "waived" if r.waived else "fail"
-            verdicts[r.check.id][r.job.id] = verdict
+        if r.status is Status.PASS or r.status is Status.FAIL:
+            rank = _PASS if r.status is Status.PASS else _WAIVED if r.waived else _FAIL
+            decided.append((r.check.id, positions.setdefault(r.job.id, len(positions)), rank))
+    ranks: dict[str, list[int]] = {}
+    for check_id, position, rank in decided:
+        if check_id not in ranks:
+            ranks[check_id] = [_UNDECIDED] * len(positions)
+        ranks[check_id][position] = rank
     catalogue = frameworks()
     rows = []
     for (framework, control), check_ids in sorted(mapped.items(), key=_order):
-        per_job: dict[str, str] = {}
-        for check_id in check_ids:
-            for job, verdict in verdicts[check_id].items():
-                per_job[job] = _worse(per_job.get(job), verdict)
-        counts = Counter(per_job.values())
+        lists = [ranks[c] for c in check_ids if c in ranks]
+        counts = Counter(map(max, *lists) if len(lists) > 1 else lists[0] if lists else ())
         title = catalogue[framework].controls[control] if framework in catalogue else ""
-        rows.append(ControlRow(framework, control, title, tuple(check_ids), len(per_job),
-                               counts["pass"], counts["fail"], counts["waived"]))
+        rows.append(ControlRow(framework, control, title, tuple(check_ids),
+                               sum(counts.values()) - counts[_UNDECIDED], counts[_PASS],
+                               counts[_FAIL], counts[_WAIVED]))
     return rows
 
 
-_RANK = {"pass": 0, "waived": 1, "fail": 2}
-
-
-def _worse(current: str | None, verdict: str) -> str:
-    return verdict if current is None or _RANK[verdict] > _RANK[current] else current
+_UNDECIDED, _PASS, _WAIVED, _FAIL = -1, 0, 1, 2  # ranks: the worse verdict is the larger
 
 
 def _order(item: tuple[tuple[str, str], list[str]]) -> tuple[int, list[tuple[str, int]]]:
