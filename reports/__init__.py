@@ -20,8 +20,9 @@ from reports.workers import Worker, Writer, available_processes, write_each
 
 # The writers, in two groups of about equal work on a large estate: with a second CPU the
 # second group runs in a worker process while the scan writes the first.
-FIRST: tuple[Writer, ...] = (write_findings_json, write_markdown, write_workbook, write_csv)
-SECOND: tuple[Writer, ...] = (write_html, write_sarif, write_focus, write_owner_reports)
+FIRST: tuple[Writer, ...] = (write_findings_json, write_markdown, write_workbook, write_csv,
+                             write_owner_reports)
+SECOND: tuple[Writer, ...] = (write_html, write_sarif, write_focus)
 
 
 def write_all(report: ScanReport, folder: Path, *, processes: int | None = None) -> list[Path]:
