@@ -42,7 +42,7 @@ from auditor.readers import (
     as_str,
     as_strings,
     as_time,
-    id_part,
+    scope_fields,
 )
 from auditor.snapshot import (
     CHANGES,
@@ -139,13 +139,6 @@ def _tags(value: Any) -> Mapping[str, str]:
     })
 
 
-def _scope_fields(row: dict[str, Any], resource_id: str) -> tuple[str | None, str | None]:
-    """Subscription and resource group: Resource Graph adds them as columns; ARM has only id."""
-    subscription = as_str(row.get("subscriptionId")) or id_part(resource_id, "subscriptions")
-    group = as_str(row.get("resourceGroup")) or id_part(resource_id, "resourcegroups")
-    return subscription, group
-
-
 _MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?|[KMGT]b?|[KMGT]B)?\s*$", re.IGNORECASE)
 _BINARY = {"k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
 _DECIMAL = {"k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
@@ -227,7 +220,7 @@ def job_from_row(row: dict[str, Any], source: str = "") -> Job | None:
     trigger_raw = as_str(config.get("triggerType"))
     trigger_type = _TRIGGERS.get((trigger_raw or "").strip().lower())
     trigger_config = as_dict(config.get(_TRIGGER_CONFIG.get(trigger_type, "")))
-    subscription, group = _scope_fields(row, resource_id)
+    subscription, group = scope_fields(row, resource_id)
     return Job(
         id=resource_id,
         name=as_str(row.get("name")) or resource_id.rsplit("/", 1)[-1],
@@ -271,7 +264,7 @@ def environment_from_row(row: dict[str, Any], source: str = "") -> Environment |
     props = as_dict(row.get("properties"))
     logs = as_dict(props.get("appLogsConfiguration"))
     vnet = as_dict(props.get("vnetConfiguration"))
-    subscription, group = _scope_fields(row, resource_id)
+    subscription, group = scope_fields(row, resource_id)
     return Environment(
         id=resource_id,
         name=as_str(row.get("name")) or resource_id.rsplit("/", 1)[-1],

@@ -6,6 +6,7 @@ content never raises. Used wherever rows become records (normalize, changes).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -90,3 +91,9 @@ def id_part(resource_id: str | None, segment: str) -> str | None:
         if part.lower() == segment:
             return parts[index + 1]
     return None
+
+
+def scope_fields(row: Mapping[str, Any], resource_id: str) -> tuple[str | None, str | None]:
+    """Subscription and resource group: Resource Graph adds them as columns; ARM has only id."""
+    return (as_str(row.get("subscriptionId")) or id_part(resource_id, "subscriptions"),
+            as_str(row.get("resourceGroup")) or id_part(resource_id, "resourcegroups"))

@@ -5,6 +5,7 @@ write Azure's rows plus the record of what was and was not read as a snapshot fo
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -77,8 +78,11 @@ def collect(
     With `shard`, only that shard's subscriptions are read (auditor.shards): explicit ones are
     filtered before anything is asked, a tenant's or management group's after they are listed.
 
-    With `history`, the execution history of the jobs just read follows (Log Analytics, else the
-    executions API; see `history`).
+    With `history`, the execution history of the jobs read (Log Analytics, else the executions
+    API; see `history`) is collected in a thread of its own as soon as the jobs and environments
+    are read, while the other queries wait on Resource Graph's quota. Its coverage follows
+    Resource Graph's, as if it had run after; an error in it is raised here once Resource Graph
+    is done, and an error here stops it.
 
     Raises CollectionError when nothing at all could be read (sign-in failed, every batch
     denied); anything less becomes a Gap and the scan goes on. Collection stops at the deadline
@@ -96,6 +100,7 @@ def collect(
     credential = build_credential(settings.auth, endpoints.cloud, environ)
     throttle = Throttle(sleep, clock, settings.max_retry_wait_seconds, deadline)
     coverage = Coverage()
+    background: _History | None = None
     try:
         with open_client(credential, endpoints, settings, throttle) as client:
             graph = ResourceGraph(client, settings, throttle)
@@ -105,18 +110,23 @@ def collect(
                 targets = batches("subscriptions", [i for i in _subscription_ids(found.rows)
                                                     if shard.owns(i)],
                                   settings.subscriptions_per_request)
-            results = [_collect_query(graph, query, targets, coverage, folder)
-                       for query in QUERIES]
-        history_record = None
-        if history is not None and any(result.read or result.rows for result in results):
-            history_record = collect_history(
-                credential, endpoints, settings, history, _rows_of(results, JOBS),
-                _rows_of(results, ENVIRONMENTS), coverage, folder, sleep=sleep, clock=clock,
-                deadline=deadline)
+            results: list[QueryResult] = []
+            for query in QUERIES:
+                results.append(_collect_query(graph, query, targets, coverage, folder))
+                if query == ENVIRONMENTS and history is not None and _read_any(results):
+                    background = _History.start(credential, endpoints, settings, history,
+                                                results, folder, sleep, clock, deadline)
+        if history is not None and background is None and _read_any(results):
+            # The jobs and environments read nothing, a later query did: history as before.
+            background = _History.start(credential, endpoints, settings, history, results,
+                                        folder, sleep, clock, deadline)
+        history_record = background.result(coverage) if background is not None else None
     finally:
+        if background is not None:
+            background.stop()
         _close(credential)
     asked_anything = any(result.scopes for result in results)  # a shard may own nothing
-    if asked_anything and not any(result.read or result.rows for result in results):
+    if asked_anything and not _read_any(results):
         # Nothing at all came back; rows received before a failure still make a report.
         raise CollectionError(_nothing_read(results))
     record = _record(asked, endpoints, started, now(), found, results, throttle)
@@ -126,6 +136,57 @@ def collect(
         record["shard"] = shard.to_dict()
     write_collection(folder, record, coverage)
     return coverage
+
+
+class _History:
+    """`collect_history` in a thread of its own, with its own Coverage, merged into the scan's
+    after Resource Graph's so the record reads as if history had run last."""
+
+    def __init__(self, run: Callable[[Coverage, threading.Event], dict[str, Any]]) -> None:
+        self._coverage = Coverage()
+        self._stop = threading.Event()
+        self._record: dict[str, Any] | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(run,),
+                                        name="auditor-history", daemon=True)
+
+    @classmethod
+    def start(cls, credential: TokenCredential, endpoints: Endpoints, settings: AzureSettings,
+              request: HistoryRequest, results: Sequence[QueryResult], folder: Path,
+              sleep: Sleep, clock: Clock, deadline: Deadline) -> _History:
+        """Collect the history of the jobs in `results` (read so far) from now on."""
+        jobs, environments = _rows_of(results, JOBS), _rows_of(results, ENVIRONMENTS)
+
+        def run(coverage: Coverage, stop: threading.Event) -> dict[str, Any]:
+            return collect_history(credential, endpoints, settings, request, jobs, environments,
+                                   coverage, folder, sleep=sleep, clock=clock, deadline=deadline,
+                                   stop=stop)
+
+        history = cls(run)
+        history._thread.start()
+        return history
+
+    def _run(self, run: Callable[[Coverage, threading.Event], dict[str, Any]]) -> None:
+        try:
+            self._record = run(self._coverage, self._stop)
+        except BaseException as e:  # raised again in the scan's thread, by result()
+            self._error = e
+
+    def result(self, coverage: Coverage) -> dict[str, Any]:
+        """Wait for the history; add its coverage to `coverage`; its record, or its error."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._record is not None
+        coverage.reads.extend(self._coverage.reads)
+        coverage.gaps.extend(self._coverage.gaps)
+        coverage.queries.extend(self._coverage.queries)
+        return self._record
+
+    def stop(self) -> None:
+        """Have it stop at its next request or wait, and wait until it has (it may be done)."""
+        self._stop.set()
+        self._thread.join()
 
 
 def _empty_shard(settings: AzureSettings, folder: Path, shard: Shard, started: datetime,
@@ -229,6 +290,10 @@ def _account(result: QueryResult, coverage: Coverage, folder: Path, consequence:
     for failure in result.failures:
         coverage.gaps.append(_gap(failure, source, consequence))
     coverage.queries.append(result.summary())
+
+
+def _read_any(results: Sequence[QueryResult]) -> bool:
+    return any(result.read or result.rows for result in results)
 
 
 def _rows_of(results: Sequence[QueryResult], query: GraphQuery) -> list[dict[str, Any]]:

@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib.resources import files
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -74,8 +75,9 @@ READ_TIMEOUT_MARGIN_SECONDS = 60
 REQUIRED_COLUMNS = ("JobName", "ExecutionName", "StartTime", "EndTime", "Status")
 STATUS_RANK = {"Failed": 3, "Succeeded": 2, "Running": 1, "Unknown": 0}
 TERMINAL = {"Failed", "Succeeded"}
-# Distinct `Reasons` strings remembered while one result is read.
-REASONS_CACHE = 4096
+# Distinct strings of one column (job names, statuses, `Reasons` lists...) remembered while one
+# result is read.
+REMEMBERED = 65536
 
 # How the service says a result or a query went over its limits (in an error's code, message or
 # details): the Kusto result-set limits, runaway or memory-bound queries, and response size.
@@ -146,7 +148,11 @@ class HistoryJob:
 
 @dataclass(slots=True)
 class ExecutionRecord:
-    """One execution as the query reported it, merged over the windows that saw it."""
+    """One execution as the query reported it, merged over the windows that saw it.
+
+    `start_text` and `end_text` are start and end as the row writes them (`isoformat()`), when
+    they were worked out as the cells were read; None has row() work them out.
+    """
 
     job: str
     environment: str
@@ -157,15 +163,19 @@ class ExecutionRecord:
     reason: str
     events: int
     reasons: list[str]
+    start_text: str | None = None
+    end_text: str | None = None
 
     def merge(self, other: ExecutionRecord) -> None:
         """The same execution seen in two windows: widen the span, keep the stronger status.
 
         Failed > Succeeded > Running > Unknown gives the status the query would have given the
-        union of both windows' events.
+        union of both windows' events. On a tie the span and status already held are kept.
         """
-        self.start = _earliest(self.start, other.start)
-        self.end = _latest(self.end, other.end)
+        if other.start is not None and (self.start is None or other.start < self.start):
+            self.start, self.start_text = other.start, other.start_text
+        if other.end is not None and (self.end is None or other.end > self.end):
+            self.end, self.end_text = other.end, other.end_text
         if STATUS_RANK.get(other.status, 0) > STATUS_RANK.get(self.status, 0):
             self.status, self.reason = other.status, other.reason
         self.events += other.events
@@ -173,8 +183,8 @@ class ExecutionRecord:
 
     def row(self, job: HistoryJob, workspace: str) -> dict[str, Any]:
         """The execution as an ARM resource (`az containerapp job execution list` shape)."""
-        start = self.start.isoformat() if self.start else None
-        end = self.end.isoformat() if self.end else None
+        start = self.start_text or (self.start.isoformat() if self.start else None)
+        end = self.end_text or (self.end.isoformat() if self.end else None)
         return {
             "id": f"{job.id}/executions/{self.name}",
             "name": self.name,
@@ -194,14 +204,6 @@ class ExecutionRecord:
                 "reasons": self.reasons,
             },
         }
-
-
-def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
-    return min(a, b) if a and b else a or b
-
-
-def _latest(a: datetime | None, b: datetime | None) -> datetime | None:
-    return max(a, b) if a and b else a or b
 
 
 # --- errors ------------------------------------------------------------------------------------
@@ -549,28 +551,48 @@ class LogAnalytics:
             raise LogsError(200, "UnexpectedResult", "the response body is not JSON") from e
 
     def _rows(self, result: WorkspaceResult) -> list[dict[str, Any]]:
-        """Each merged execution as a resource of the job it belongs to."""
-        owned: dict[str, tuple[HistoryJob, ExecutionRecord]] = {}
+        """Each merged execution as a resource of the job it belongs to, in id order.
+
+        Records that are one execution of one job (logged under two environment names, e.g.
+        both table families, or with names that differ in case) are merged in the order of
+        their logged keys, so the result does not depend on the order the windows or rows came
+        back in; only those few are sorted, not every record.
+        """
         owners = _Owners(result.jobs)
-        records = result.records
-        for logged in sorted(records):  # one order, whatever order the windows came back in
-            name, environment, execution = logged
-            record = records[logged]
-            candidates = owners.of(name, environment)
-            if not candidates:  # a replacement query that does not filter to the scope
-                result.out_of_scope += 1
+        owned: dict[str, tuple[tuple[str, str, str], HistoryJob, ExecutionRecord]] = {}
+        clashes: dict[str, list[tuple[tuple[str, str, str], ExecutionRecord]]] = {}
+        unattributed: list[tuple[str, str, str]] = []
+        candidates_of = owners.of
+        for logged, record in result.records.items():
+            candidates = candidates_of(logged[0], logged[1])
+            if len(candidates) != 1:
+                if candidates:
+                    unattributed.append(logged)
+                else:  # a replacement query that does not filter to the scope
+                    result.out_of_scope += 1
                 continue
-            if len(candidates) > 1:
-                result.unattributed.append(f"{name}/{execution}")
-                continue
-            key = f"{candidates[0].id}/{execution}".lower()
-            if key in owned:  # logged under two environment names (e.g. both table families)
-                owned[key][1].merge(record)
-                result.merged += 1
+            job = candidates[0]
+            key = f"{job.id}/{logged[2]}".lower()
+            if key in owned:
+                clashes.setdefault(key, []).append((logged, record))
             else:
-                owned[key] = (candidates[0], record)
-        rows = [record.row(job, result.workspace) for job, record in owned.values()]
-        return sorted(rows, key=lambda r: str(r["id"]).lower())
+                owned[key] = (logged, job, record)
+        for key, more in clashes.items():
+            first, job, record = owned[key]
+            (first, record), *rest = sorted([(first, record), *more], key=itemgetter(0))
+            for _logged, other in rest:
+                record.merge(other)
+                result.merged += 1
+            owned[key] = (first, job, record)
+        result.unattributed += [f"{name}/{execution}"
+                                for name, _, execution in sorted(unattributed)]
+        entries = list(owned.values())
+        ids = [f"{job.id}/executions/{record.name}".lower() for _, job, record in entries]
+        order = sorted(range(len(ids)), key=ids.__getitem__)
+        if len(set(ids)) < len(ids):  # one id for two executions (names with "/" in them):
+            order.sort(key=lambda i: (ids[i], entries[i][0]))  # in their logged keys' order
+        workspace = result.workspace
+        return [entries[i][2].row(entries[i][1], workspace) for i in order]
 
 
 class _Owners:
@@ -641,7 +663,9 @@ def _result_table(tables: list[Any]) -> _Table:
 
 def _records(table: _Table) -> list[ExecutionRecord]:
     """The table's rows as records. Each contract column is read once per row by a reader
-    chosen for its type here, once per table; a missing optional column reads as empty."""
+    chosen for its type here, once per table; a missing optional column reads as empty. The
+    texts that recur on every row (job and environment names, statuses, reasons) are read once
+    each."""
     index = {name: i for i, name in enumerate(table.columns)}  # a repeated name: its last
     width = len(table.columns)
 
@@ -660,7 +684,10 @@ def _records(table: _Table) -> list[ExecutionRecord]:
     environment_at, environment = optional("EnvironmentName", _text)
     reason_at, reason = optional("Reason", _text)
     events_at, events = optional("Events", _count)
-    reasons_at, reasons = optional("Reasons", _reasons_cache())
+    reasons_at, reasons = optional("Reasons", _reasons)
+    job_name = _remembered(lambda value: job(value).lower())
+    environment_name = _remembered(lambda value: environment(value).lower())
+    status, reason, reasons = _remembered(status), _remembered(reason), _remembered(reasons)
 
     records: list[ExecutionRecord] = []
     append = records.append
@@ -669,18 +696,59 @@ def _records(table: _Table) -> list[ExecutionRecord]:
             raise LogsError(200, "UnexpectedResult",
                             f"a row of the result does not hold the {width} columns it names")
         state = status(row[status_at])
+        start_cell, end_cell = row[start_at], row[end_at]
+        started, ended = start(start_cell), end(end_cell)
         append(ExecutionRecord(
-            job(row[job_at]).lower(),
-            environment(row[environment_at]).lower() if environment_at is not None else "",
+            job_name(row[job_at]),
+            environment_name(row[environment_at]) if environment_at is not None else "",
             name(row[name_at]),
-            start(row[start_at]),
-            end(row[end_at]),
+            started,
+            ended,
             state if state in STATUS_RANK else "Unknown",
             reason(row[reason_at]) if reason_at is not None else "",
             events(row[events_at]) if events_at is not None else 0,
-            reasons(row[reasons_at]) if reasons_at is not None else [],
+            reasons(row[reasons_at]).copy() if reasons_at is not None else [],  # its own
+            _iso_text(start_cell, started),
+            _iso_text(end_cell, ended),
         ))
     return records
+
+
+def _remembered(read: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """`read`, remembering its answer for each string cell (up to REMEMBERED of them)."""
+    seen: dict[str, Any] = {}
+
+    def remembered(value: Any) -> Any:
+        if value.__class__ is not str:
+            return read(value)
+        known = seen.get(value)
+        if known is None:
+            known = read(value)
+            if len(seen) < REMEMBERED:
+                seen[value] = known
+        return known
+
+    return remembered
+
+
+def _iso_text(cell: Any, instant: datetime | None) -> str | None:
+    """`instant.isoformat()`, for the instant a time cell was read as.
+
+    A cell in the service's own form (`2025-05-10T02:00:01Z`, `2025-05-10T02:00:01.1234567Z`)
+    was read field for field, so its text is cut from the cell: isoformat() costs several times
+    more, twice a row. (Hour 24, which a later Python may read as the next day, is left to
+    isoformat.) Any other cell's text is isoformat()'s.
+    """
+    if instant is None:
+        return None
+    if cell.__class__ is str and cell[11:13] != "24":
+        separators = cell[4:20:3]  # - - T : : and Z, or the fraction's dot
+        if separators == "--T::Z" and len(cell) == 20:
+            return cell[:19] + "+00:00"
+        if separators == "--T::." and cell[-1] == "Z":
+            fraction = cell[20:-1][:6].ljust(6, "0")  # fromisoformat truncates to microseconds
+            return cell[:19] + ("+00:00" if fraction == "000000" else f".{fraction}+00:00")
+    return instant.isoformat()
 
 
 def _typed(read: Callable[[Any], Any], kind: Any) -> Callable[[Any], Any]:
@@ -726,24 +794,6 @@ def _sdk_datetime(value: Any) -> Any:
             except ValueError:
                 pass
     return value
-
-
-def _reasons_cache() -> Callable[[Any], list[str]]:
-    """`_reasons`, remembering the answer for each JSON string (the same few lists recur on
-    every row); each call still returns a list of its own."""
-    seen: dict[str, list[str]] = {}
-
-    def read(value: Any) -> list[str]:
-        if value.__class__ is not str:
-            return _reasons(value)
-        known = seen.get(value)
-        if known is None:
-            known = _reasons(value)
-            if len(seen) < REASONS_CACHE:
-                seen[value] = known
-        return known.copy()
-
-    return read
 
 
 def _text(value: Any) -> str:

@@ -142,13 +142,14 @@ def test_the_deadline_also_bounds_execution_history(
 
     _estate(azure, jobs=2)
     azure.resource_graph.add("resources", environment_row(SUB))
-    # The first history request finds the deadline already spent by throttling.
-    azure.faults.reply(graph_query("microsoft.authorization/roledefinitions"), arm_error(
-        429, "RateLimiting", "Slow down.", **{"Retry-After": "60"}), times=2)
+    # The environments are read just as the deadline passes, after waiting out one throttling:
+    # history, which starts then, finds the deadline spent before its first request.
+    azure.faults.reply(graph_query("microsoft.app/managedenvironments"), arm_error(
+        429, "RateLimiting", "Slow down.", **{"Retry-After": "60"}), times=1)
     history = prepare(load_settings().history, since=None, until=None, as_of=None,
                       now=datetime(2025, 6, 1, tzinfo=UTC))
 
-    coverage = collect(azure_settings(subscriptions=[SUB], deadline_seconds=100.0),
+    coverage = collect(azure_settings(subscriptions=[SUB], deadline_seconds=60.0),
                        snapshot_dir, sleep=fake_time.sleep, clock=fake_time.clock,
                        history=history)
 

@@ -10,6 +10,7 @@ for again in halves, merged without duplicates.
 from __future__ import annotations
 
 import io
+import itertools
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -438,6 +439,10 @@ ODD_CELLS: list[list[Any]] = [
      1, ""],
     ["nightly", "env", "n-8", "0001-01-01T00:00:00+01:00", "2025-05-10T02:00:01.Z", "Failed",
      "", 1, "[]"],
+    ["nightly", "env", "n-9", "2025-05-10T02:00:01.0000001Z", "2025-05-10T02:00:01.5Z",
+     "Succeeded", "", 1, "[]"],
+    ["nightly", "env", "n-10", "2025-05-10T02:00:01.123456789Z", "2025-05-10 02:00:01Z",
+     "Failed", "", 1, "[]"],
 ]
 ODD_TYPES = (("JobName", "datetime"), ("EnvironmentName", "guid"), ("ExecutionName", "string"),
              ("StartTime", "string"), ("EndTime", "timespan"), ("Status", "string"),
@@ -473,6 +478,11 @@ def test_cells_are_read_as_the_sdks_logs_table_hands_them_over(
              r.events, r.reasons) for r in ours] == [
         (*e[:3], stamp(e[3]), stamp(e[4]), *e[5:]) for e in expected]
     assert all(r.start is None or r.start.tzinfo for r in ours)
+    # The times a row is written with, cut from the cell where it can be: isoformat's text.
+    job = log_analytics.HistoryJob("/jobs/nightly", "nightly", None, None, None)
+    written_times = [r.row(job, WS)["logAnalytics"] for r in ours]
+    assert [(t["firstEvent"], t["lastEvent"]) for t in written_times] == [
+        (stamp(r.start), stamp(r.end)) for r in ours]
 
 
 class _Canned(requests.adapters.BaseAdapter):
@@ -502,7 +512,14 @@ class _Token:
         return AccessToken("token", 4_102_444_800)
 
 
-def _one_window(status: int, content_type: str, body: bytes) -> log_analytics.WorkspaceResult:
+NIGHTLY = log_analytics.HistoryJob(f"/subscriptions/{SUB_A}/resourceGroups/rg-jobs/providers/"
+                                   f"Microsoft.App/jobs/nightly", "nightly", SUB_A, "rg-jobs",
+                                   "env")
+
+
+def _one_window(status: int, content_type: str, body: bytes,
+                jobs: tuple[log_analytics.HistoryJob, ...] = (NIGHTLY,),
+                ) -> log_analytics.WorkspaceResult:
     settings = load_settings()
     azure = azure_settings(max_retries=0)
     time = FakeTime(requests_seen=lambda: 0)
@@ -512,12 +529,9 @@ def _one_window(status: int, content_type: str, body: bytes) -> log_analytics.Wo
     client = LogsQueryClient(_Token(), endpoint="https://api.loganalytics.io",
                              retry_policy=log_analytics.LogsRetryPolicy(throttle, 0, 1.0),
                              transport=RequestsTransport(session=session))
-    job = log_analytics.HistoryJob(f"/subscriptions/{SUB_A}/resourceGroups/rg-jobs/providers/"
-                                   f"Microsoft.App/jobs/nightly", "nightly", SUB_A, "rg-jobs",
-                                   "env")
     with client:
         reader = log_analytics.LogAnalytics(client, azure, settings.history, throttle)
-        return reader.read(WS, [job], log_analytics.Query("T", "test"), SINCE, UNTIL)
+        return reader.read(WS, list(jobs), log_analytics.Query("T", "test"), SINCE, UNTIL)
 
 
 def _tables(rows: Any) -> bytes:
@@ -551,3 +565,52 @@ def test_a_result_is_read_from_the_rest_shape_through_the_sdks_transport() -> No
     [row] = result.rows
     assert row["properties"]["startTime"] == "2025-05-10T02:00:01.123456+00:00"
     assert row["logAnalytics"]["reasons"] == ["Completed", "SuccessfulCreate"]
+
+
+# One execution logged three ways (under the job's environment, another name, and none; its name
+# in two cases): merged into the record of the least logged key, ("nightly", "", "n-1"), taking
+# the others in that order: Failed beats Succeeded, and of the two Failed the first (B) stays.
+ONE_EXECUTION_THREE_WAYS = [
+    execution_log_row("nightly", "n-1", "2025-05-10T02:00:00Z", "2025-05-10T02:05:00Z",
+                      status="Failed", reason="A", environment="env"),
+    execution_log_row("nightly", "N-1", "2025-05-10T01:59:00Z", "2025-05-10T02:04:00Z",
+                      status="Failed", reason="B", environment="elsewhere"),
+    execution_log_row("NIGHTLY", "n-1", "2025-05-10T02:00:00Z", "2025-05-10T02:06:00Z",
+                      environment=""),
+    execution_log_row("nightly", "n-2", "2025-05-11T02:00:00Z", "2025-05-11T02:05:00Z"),
+]
+X = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.App/jobs/x"
+# Two jobs whose executions' ids are the same string: listed in the order of their logged keys.
+ONE_ID_TWICE = (log_analytics.HistoryJob(X, "x", "s", "rg", "env"),
+                log_analytics.HistoryJob(f"{X}/executions/e", "x", "s", "rg", "other"))
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(range(4))),
+                         ids=lambda order: "".join(map(str, order)))
+def test_executions_logged_several_ways_merge_alike_whatever_order_the_rows_came_in(
+        order: tuple[int, ...]) -> None:
+    result = _one_window(200, "application/json",
+                         _tables([ONE_EXECUTION_THREE_WAYS[i] for i in order]))
+
+    assert (result.merged, result.result_rows) == (2, 4)
+    merged, other = result.rows
+    assert merged["id"] == f"{NIGHTLY.id}/executions/n-1"
+    assert merged["properties"] == {"status": "Failed", "startTime": "2025-05-10T01:59:00+00:00",
+                                    "endTime": "2025-05-10T02:06:00+00:00", "reason": "B"}
+    assert merged["logAnalytics"]["events"] == 12
+    assert other["name"] == "n-2"
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_two_executions_with_one_id_keep_the_order_of_their_logged_keys(reverse: bool) -> None:
+    rows = [execution_log_row("x", "e/executions/e1", "2025-05-10T02:00:00Z",
+                              "2025-05-10T02:05:00Z", environment="env"),
+            execution_log_row("x", "e1", "2025-05-10T03:00:00Z", "2025-05-10T03:05:00Z",
+                              environment="other")]
+
+    result = _one_window(200, "application/json", _tables(rows[::-1] if reverse else rows),
+                         jobs=ONE_ID_TWICE)
+
+    assert [r["id"] for r in result.rows] == [f"{X}/executions/e/executions/e1"] * 2
+    assert [r["properties"]["startTime"] for r in result.rows] == [
+        "2025-05-10T02:00:00+00:00", "2025-05-10T03:00:00+00:00"]
