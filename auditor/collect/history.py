@@ -7,13 +7,19 @@ executions API, which keeps only the last 100 executions. Both land in the snaps
 `microsoft.app/jobs/executions` rows; the collection record says which source each job's history
 came from, the window, and the caveats a report must repeat. Every window, workspace or job that
 could not be read is a coverage Gap.
+
+Workspaces are read LOG_ANALYTICS_READERS at a time, so that one reader parses a result while the
+service computes and sends another's; everything written is in workspace order, as if they had
+been read one after another.
 """
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -35,6 +41,9 @@ from auditor.snapshot import write_rows
 
 LOG_ANALYTICS_FILE = "executions-log-analytics"
 EXECUTIONS_API_FILE = "executions-api"
+# Workspaces read at once, each by a thread with its own client. Log Analytics runs up to 5
+# queries per user at once; two keep this process parsing while the service works on the next.
+LOG_ANALYTICS_READERS = 2
 LOG_ANALYTICS_SOURCE = "Log Analytics executions"
 EXECUTIONS_API_SOURCE = "Container Apps executions API"
 NO_SOURCE = "none"
@@ -133,17 +142,23 @@ class Stopped(Exception):
 
 
 class _StoppableThrottle(Throttle):
-    """A Throttle another thread can stop: every reader calls `wait_turn` before a request and
-    waits through `pause`, so once `stop` is set no request is sent and no wait goes on.
+    """A Throttle another thread can stop, shared by the workspace readers: every reader calls
+    `wait_turn` before a request and waits through `pause`, so once `stop` is set (or `halt`
+    called) no request is sent and no wait goes on.
 
     A real sleep becomes a wait on `stop`, which the stop ends at once (time.sleep would hold
-    the stop up to `max_wait`); an injected sleep (a test's clock) is kept as it is.
+    the stop up to `max_wait`); an injected sleep (a test's clock) is kept as it is. The counters
+    and the time to resume at change under a lock, which is released while a reader sleeps: one
+    reader's wait does not hold up the other's.
     """
 
     def __init__(self, sleep: Sleep, clock: Clock, max_wait: float, deadline: Deadline | None,
                  stop: threading.Event) -> None:
         self._stop = stop
-        super().__init__(self._wait if sleep is time.sleep else sleep, clock, max_wait, deadline)
+        self._halted = False
+        self._lock = threading.Lock()
+        self._sleep_now = self._wait if sleep is time.sleep else sleep
+        super().__init__(self._sleep_unlocked, clock, max_wait, deadline)
 
     def wait_turn(self) -> None:
         self.check()
@@ -152,15 +167,34 @@ class _StoppableThrottle(Throttle):
 
     def pause(self, seconds: float) -> None:
         self.check()
-        super().pause(seconds)
+        with self._lock:
+            super().pause(seconds)
         self.check()
+
+    def _defer(self, seconds: float) -> None:
+        with self._lock:
+            super()._defer(seconds)
+
+    def _sleep_unlocked(self, seconds: float) -> None:
+        """The sleep `pause` ends with, the lock released meanwhile."""
+        self._lock.release()
+        try:
+            self._sleep_now(seconds)
+        finally:
+            self._lock.acquire()
 
     def _wait(self, seconds: float) -> None:
         self._stop.wait(seconds)
 
+    def halt(self) -> None:
+        """Stop the readers at their next request or wait (one of them failed, or the thread
+        waiting for them was interrupted); unlike `stop`, a wait already begun is not cut
+        short (it lasts `max_wait` at most)."""
+        self._halted = True
+
     def check(self) -> None:
         """Raise Stopped once told to stop."""
-        if self._stop.is_set():
+        if self._halted or self._stop.is_set():
             raise Stopped("execution history collection was stopped")
 
 
@@ -218,13 +252,57 @@ def collect_history(credential: TokenCredential, endpoints: Endpoints, azure: Az
 def _from_log_analytics(credential: TokenCredential, endpoints: Endpoints, azure: AzureSettings,
                         request: HistoryRequest, query: Query,
                         workspaces: Mapping[str, list[HistoryJob]],
-                        throttle: Throttle) -> list[WorkspaceResult]:
-    if not workspaces:
-        return []
-    with log_analytics.open_client(credential, endpoints, azure, throttle) as client:
-        reader = LogAnalytics(client, azure, request.settings, throttle)
-        return [reader.read(workspace, jobs, query, request.since, request.until)
-                for workspace, jobs in sorted(workspaces.items())]
+                        throttle: _StoppableThrottle) -> list[WorkspaceResult]:
+    """Each workspace's result, in workspace order, read by up to LOG_ANALYTICS_READERS threads.
+
+    Each thread has a client of its own: azure-core's requests transport is documented as not
+    thread-safe, and the bearer-token policy drops and reads its token unlocked. Every thread
+    has ended when this returns or raises; a reader's error stops the others and is raised
+    (the first in workspace order) once they have stopped.
+    """
+    todo: queue.SimpleQueue[tuple[int, str, list[HistoryJob]]] = queue.SimpleQueue()
+    for position, (workspace, jobs) in enumerate(sorted(workspaces.items())):
+        todo.put((position, workspace, jobs))
+    results: dict[int, WorkspaceResult] = {}
+    errors: dict[int, BaseException] = {}
+
+    def read(reader: LogAnalytics) -> None:
+        """One reader: workspaces off the queue until none is left or one fails."""
+        while True:
+            try:
+                position, workspace, jobs = todo.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                results[position] = reader.read(workspace, jobs, query, request.since,
+                                                request.until)
+            except BaseException as e:  # raised below, once every reader has stopped
+                errors[position] = e
+                throttle.halt()
+                return
+
+    with ExitStack() as clients:
+        threads = []
+        for number in range(min(LOG_ANALYTICS_READERS, len(workspaces))):
+            client = clients.enter_context(
+                log_analytics.open_client(credential, endpoints, azure, throttle))
+            reader = LogAnalytics(client, azure, request.settings, throttle)
+            threads.append(threading.Thread(target=read, args=(reader,), daemon=True,
+                                            name=f"auditor-history-logs-{number + 1}"))
+        try:
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        except BaseException:  # interrupted here (Ctrl-C): the readers stop before this does
+            throttle.halt()
+            for thread in threads:
+                if thread.is_alive():
+                    thread.join()
+            raise
+    if errors:  # a reader's own error rather than the Stopped its halt caused the others
+        raise errors[min(errors, key=lambda p: (isinstance(errors[p], Stopped), p))]
+    return [results[position] for position in range(len(workspaces))]
 
 
 def _from_executions_api(credential: TokenCredential, endpoints: Endpoints,

@@ -428,7 +428,8 @@ class WorkspaceResult:
 
 class LogAnalytics:
     """Runs the executions query through one client; translates every SDK error where the call
-    is made."""
+    is made. Used by one thread at a time (its client is not made for two); the Throttle may be
+    shared."""
 
     def __init__(self, client: LogsQueryClient, azure: AzureSettings, history: HistorySettings,
                  throttle: Throttle, *, split_budget: int = SPLIT_BUDGET,
