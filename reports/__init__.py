@@ -24,9 +24,8 @@ from reports.workers import Worker, Writer, available_processes, write_each
 # The writers, in groups of about equal work on a large estate: with a second CPU the FOCUS
 # cost export is written by a worker process from the moment the scan has priced (it needs
 # nothing else), the second group by another while the scan writes the first.
-FIRST: tuple[Writer, ...] = (write_findings_json, write_workbook)
-SECOND: tuple[Writer, ...] = (write_markdown, write_csv, write_html, write_sarif,
-                              write_owner_reports)
+FIRST: tuple[Writer, ...] = (write_findings_json, write_markdown, write_workbook, write_csv)
+SECOND: tuple[Writer, ...] = (write_html, write_sarif, write_owner_reports)
 
 
 def start_cost_export(view: CostView | None, settings: Settings, folder: Path, *,
