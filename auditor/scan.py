@@ -36,7 +36,6 @@ from reports.manifest import FILE_NAME as MANIFEST_FILE
 
 if TYPE_CHECKING:
     from auditor.shards import MergePlan, Shard
-    from reports.workers import Worker
 
 SNAPSHOT_DIR = "snapshot"
 SAMPLE_WAIVERS = "waivers.toml"
@@ -97,7 +96,6 @@ def _rare_collections() -> Iterator[None]:
         yield
     finally:
         gc.set_threshold(*thresholds)
-        gc.unfreeze()  # what a report worker froze (reports.workers), if the scan failed
 
 
 def _run(request: ScanRequest, clock: Callable[[], datetime], progress: Stage,
@@ -106,7 +104,6 @@ def _run(request: ScanRequest, clock: Callable[[], datetime], progress: Stage,
     catalogue = checks.catalogue()
     waivers = _waivers(request, [c.id for c in catalogue])
     staging = staging_folder(request.out)
-    cost_export: Worker | None = None
     try:
         evidence = staging / SNAPSHOT_DIR
         progress("collect")
@@ -124,8 +121,6 @@ def _run(request: ScanRequest, clock: Callable[[], datetime], progress: Stage,
         cost = price(estate, request.settings.cost, since, until)
         if request.actual_cost:
             cost = replace(cost, actual=load_actual_costs(request.actual_cost, since, until))
-        cost_export = reports.start_cost_export(cost, request.settings, staging,
-                                                processes=request.report_processes)
         results, reviews = apply_waivers(
             evaluate(estate, active, request.settings.policy, as_of, cost), waivers, as_of)
         evidence_files = folder_digest(evidence) if evidence.is_dir() else []
@@ -150,12 +145,9 @@ def _run(request: ScanRequest, clock: Callable[[], datetime], progress: Stage,
             with HistoryStore(request.history) as store:
                 report = replace(report, history=store.compare(report))
         progress("report")
-        reports.write_all(report, staging, processes=request.report_processes,
-                          cost_export=cost_export)
+        reports.write_all(report, staging, processes=request.report_processes)
         publish(staging, request.out)
     except BaseException:
-        if cost_export is not None:
-            cost_export.stop()
         discard(staging)
         raise
     if report.history is not None and request.history is not None:

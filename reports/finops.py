@@ -18,7 +18,6 @@ from auditor.cost import (
     ALLOCATION,
     UNALLOCATED,
     Anomaly,
-    CostView,
     FreeGrant,
     JobCost,
     ProfileCost,
@@ -28,7 +27,6 @@ from auditor.cost import (
 )
 from auditor.model import Execution, Job
 from auditor.results import ScanReport
-from auditor.settings import CostSettings
 from reports.tables import Column, Table
 
 T = TypeVar("T")
@@ -138,13 +136,9 @@ class OwnerCost:
 
 
 def job_cost_rows(report: ScanReport) -> list[JobCost]:
-    return most_expensive_first(report.cost)
-
-
-def most_expensive_first(view: CostView | None) -> list[JobCost]:
-    if view is None:
+    if report.cost is None:
         return []
-    return sorted(view.jobs.values(), key=lambda c: (-c.total, c.job.name))
+    return sorted(report.cost.jobs.values(), key=lambda c: (-c.total, c.job.name))
 
 
 def by_owner(report: ScanReport) -> list[OwnerCost]:
@@ -162,13 +156,10 @@ def by_owner(report: ScanReport) -> list[OwnerCost]:
 
 
 def grants(report: ScanReport) -> list[FreeGrant]:
-    return grants_of(report.cost, report.settings.cost)
-
-
-def grants_of(view: CostView | None, rates: CostSettings) -> list[FreeGrant]:
-    if view is None:
+    if report.cost is None:
         return []
-    return free_grants(most_expensive_first(view), Rates(
+    rates = report.settings.cost
+    return free_grants(job_cost_rows(report), Rates(
         rates.currency, rates.vcpu_second, rates.gib_second, rates.free_vcpu_seconds,
         rates.free_gib_seconds, "config"))
 

@@ -23,9 +23,8 @@ from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Any
 
-from auditor.cost import ALLOCATION, CostView, JobCost
+from auditor.cost import ALLOCATION, JobCost
 from auditor.results import ScanReport
-from auditor.settings import CostSettings
 from reports import finops
 from reports.atomic import replacing
 from reports.csv_report import ENCODING, cell
@@ -108,9 +107,9 @@ def _meter_cells(meter: int) -> Row:
             "ConsumedUnit": unit, "PricingUnit": unit, "SkuMeter": name}
 
 
-def rows(view: CostView | None, settings: CostSettings) -> Iterator[Row]:
+def rows(report: ScanReport) -> Iterator[Row]:
     """FOCUS rows: usage per job, day and meter, then the free-grant credits."""
-    for shared, days in _jobs(view, settings.currency):
+    for shared, days in _jobs(report):
         for day, runs, sums in days:
             start, end, charge_start, charge_end = _periods(day)
             for meter in range(len(METERS)):
@@ -124,14 +123,16 @@ def rows(view: CostView | None, settings: CostSettings) -> Iterator[Row]:
                        "ChargePeriodEnd": charge_end, "ConsumedQuantity": amount,
                        "PricingQuantity": amount, "ListUnitPrice": price,
                        "ContractedUnitPrice": price, "x_ExecutionCount": runs}
-    yield from _credits(view, settings)
+    yield from _credits(report)
 
 
-def _jobs(view: CostView | None, currency: str) -> Iterator[tuple[Row, list[_Day]]]:
+def _jobs(report: ScanReport) -> Iterator[tuple[Row, list[_Day]]]:
     """Per priced job, what all its rows share (the per-row columns None) and its days."""
+    view = report.cost
     if view is None:
         return
-    for cost in finops.most_expensive_first(view):
+    currency = report.settings.cost.currency
+    for cost in finops.job_cost_rows(report):
         rates = view.rate_sources.get(cost.job.id.lower(), "")
         yield _shared(cost, currency, rates), _days(cost)
 
@@ -171,9 +172,9 @@ def _days(cost: JobCost) -> list[_Day]:
     return list(zip(runs, runs.values(), zip(*sums, strict=True), strict=True))
 
 
-def _credits(view: CostView | None, settings: CostSettings) -> Iterator[Row]:
-    currency = settings.currency
-    for grant in finops.grants_of(view, settings):
+def _credits(report: ScanReport) -> Iterator[Row]:
+    currency = report.settings.cost.currency
+    for grant in finops.grants(report):
         start, end = _month(date.fromisoformat(f"{grant.month}-01"))
         credit = _money(grant.credit)
         yield {**dict.fromkeys(COLUMNS), **SERVICE,
@@ -188,13 +189,7 @@ def _credits(view: CostView | None, settings: CostSettings) -> Iterator[Row]:
 
 
 def write_focus(report: ScanReport, folder: Path) -> list[Path]:
-    return write_cost_export(report.cost, report.settings.cost, folder)
-
-
-def write_cost_export(view: CostView | None, settings: CostSettings,
-                      folder: Path) -> list[Path]:
     """cost.csv always (empty of rows when nothing was priced); cost.parquet with pyarrow.
-    It needs only what the scan priced, so it can be written while the checks run.
 
     The lines are `rows` as the csv module writes them, but a large estate has a million rows:
     the cells a job's rows share are formatted once per job, figures that repeat across days
@@ -212,7 +207,7 @@ def write_cost_export(view: CostView | None, settings: CostSettings,
         meters = [{c: text(v) for c, v in _meter_cells(m).items()} for m in range(len(METERS))]
         figures_of = _figure_texts(text)
         times: dict[date, str] = {}
-        for shared, days in _jobs(view, settings.currency):
+        for shared, days in _jobs(report):
             cells = {c: text(shared[c]) for c in _OTHER_COLUMNS}
             arounds = [_around({**cells, **meter}) for meter in meters]
             pieces: list[str] = []
@@ -228,7 +223,7 @@ def write_cost_export(view: CostView | None, settings: CostSettings,
             out.write("".join(pieces))
             if parquet is not None:
                 parquet.add(shared, days, figures)
-        credits = list(_credits(view, settings))
+        credits = list(_credits(report))
         for credit in credits:
             out.write(",".join(text(credit[c]) for c in COLUMNS) + "\r\n")
         if parquet is not None:

@@ -10,7 +10,6 @@ anything fails, so nothing is half-written when the staging folder is discarded.
 
 from __future__ import annotations
 
-import gc
 import os
 import pickle
 import signal
@@ -50,16 +49,12 @@ class WorkerFailed(RuntimeError):
 
 
 class Worker:
-    """One forked process running `task` (it writes files and returns their paths);
-    `result()` waits for it."""
+    """One forked process running `writers` over `report`; `result()` waits for it."""
 
-    def __init__(self, task: Callable[[], list[Path]]) -> None:
-        # Objects that exist now are never walked by the garbage collector, in either process,
-        # until `gc.unfreeze()`: neither then touches, and so copies, the pages they share.
-        gc.freeze()
+    def __init__(self, writers: Sequence[Writer], report: ScanReport, folder: Path) -> None:
         context = get_context("fork")
         self._receive, send = context.Pipe(duplex=False)
-        self._process = context.Process(target=_run, args=(task, send),
+        self._process = context.Process(target=_run, args=(writers, report, folder, send),
                                         name="auditor-report-writer", daemon=True)
         self._process.start()
         send.close()  # the worker holds the only sending end: its exit ends the pipe
@@ -87,13 +82,13 @@ class Worker:
         self._receive.close()
 
 
-def _run(task: Callable[[], list[Path]], send: Connection) -> None:
+def _run(writers: Sequence[Writer], report: ScanReport, folder: Path, send: Connection) -> None:
     # The scan's handlers turn signals into exceptions for the scan's own cleanup; the worker
     # has nothing to clean up: SIGTERM ends it, Ctrl-C is the scan's to handle.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        send.send(("ok", [str(p) for p in task()]))
+        send.send(("ok", [str(p) for p in write_each(writers, report, folder)]))
     except BaseException as e:  # whatever stopped the worker goes back to the scan
         send.send(("error", _pickled(e)))
     finally:

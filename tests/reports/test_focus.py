@@ -147,7 +147,7 @@ def test_csv_is_the_rows_as_the_csv_module_writes_them(odd_report: ScanReport,
     expected = io.StringIO()
     writer = csv.writer(expected, lineterminator="\r\n")
     writer.writerow(COLUMNS)
-    for row in focus.rows(odd_report.cost, odd_report.settings.cost):
+    for row in focus.rows(odd_report):
         writer.writerow([format(v, "f") if isinstance(v, Decimal) else cell(v)
                          for v in (row[c] for c in COLUMNS)])
     write_focus(odd_report, tmp_path)
@@ -162,7 +162,7 @@ def test_parquet_is_the_rows(odd_report: ScanReport, tmp_path: Path,
     monkeypatch.setattr(focus, "PARQUET_BATCH_ROWS", 100)  # several batches, jobs across them
     write_focus(odd_report, tmp_path)
     table = parquet.read_table(tmp_path / "cost.parquet")
-    rows = list(focus.rows(odd_report.cost, odd_report.settings.cost))
-    expected = pytest.importorskip("pyarrow").Table.from_pylist(rows, schema=table.schema)
+    expected = pytest.importorskip("pyarrow").Table.from_pylist(list(focus.rows(odd_report)),
+                                                                 schema=table.schema)
     assert table.num_rows > 100
     assert table.equals(expected)

@@ -13,9 +13,7 @@ from pathlib import Path
 import pytest
 
 import reports
-from auditor import scan
 from auditor.results import ScanReport
-from auditor.settings import load_settings
 from reports.manifest import file_entries
 from reports.workers import WorkerFailed
 
@@ -29,16 +27,11 @@ def _staging(root: Path, name: str) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("early", [False, True], ids=["cost-export-with-the-rest",
-                                                   "cost-export-started-early"])
-def test_workers_write_the_same_files_as_one_process(make_report: MakeReport, tmp_path: Path,
-                                                     early: bool) -> None:
+def test_a_worker_writes_the_same_files_as_one_process(make_report: MakeReport,
+                                                       tmp_path: Path) -> None:
     alone, shared = _staging(tmp_path, "alone"), _staging(tmp_path, "shared")
     written_alone = reports.write_all(make_report(), alone, processes=1)
-    report = make_report()
-    export = reports.start_cost_export(report.cost, report.settings, shared, processes=2) \
-        if early else None
-    written_shared = reports.write_all(report, shared, processes=2, cost_export=export)
+    written_shared = reports.write_all(make_report(), shared, processes=2)
     assert [p.relative_to(alone) for p in written_alone] == [
         p.relative_to(shared) for p in written_shared]
     entries = {e["path"]: e["sha256"] for e in file_entries(alone)}
@@ -103,38 +96,3 @@ def test_a_failing_scan_stops_its_worker(make_report: MakeReport, folder: Path,
     with pytest.raises(KeyboardInterrupt):
         reports.write_all(make_report(), folder, processes=2)
     assert not multiprocessing.active_children()
-
-
-def test_a_failing_cost_export_fails_the_scan(make_report: MakeReport, folder: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    def disk_full(*args: object) -> list[Path]:
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(reports, "write_cost_export", disk_full)
-    report = make_report()
-    export = reports.start_cost_export(report.cost, report.settings, folder, processes=2)
-    with pytest.raises(OSError, match="No space left"):
-        reports.write_all(report, folder, processes=2, cost_export=export)
-    assert not (folder / "manifest.json").exists()
-    assert not multiprocessing.active_children()
-
-
-def test_a_scan_that_fails_while_the_cost_export_runs_stops_it(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def slow_export(view: object, settings: object, folder: Path) -> list[Path]:
-        return [_slow(None, tmp_path)]  # type: ignore[arg-type]
-
-    def evaluation_interrupted(*args: object) -> object:
-        deadline = time.monotonic() + 30
-        while not (tmp_path / "started").exists() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(reports, "write_cost_export", slow_export)
-    monkeypatch.setattr(scan, "evaluate", evaluation_interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        scan.run_scan(scan.ScanRequest(source="sample", out=tmp_path / "out",
-                                       settings=load_settings(), report_processes=2))
-    assert (tmp_path / "started").exists(), "the export had started"
-    assert not multiprocessing.active_children()
-    assert not (tmp_path / "out").exists()
