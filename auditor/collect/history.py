@@ -1,4 +1,5 @@
-"""Execution history of the jobs in scope, read after Resource Graph from the best source each has.
+"""Execution history of the jobs in scope, read once Resource Graph has listed them, from the best
+source each has (in a thread of its own during a live scan: auditor.collect.live).
 
 A job whose environment sends its logs to a Log Analytics workspace gets its history from that
 workspace (one query per workspace for all its jobs in scope); any other job (logs sent to Azure
