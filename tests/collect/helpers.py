@@ -5,11 +5,17 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from auditor.settings import AzureSettings, load_settings
 from tests.azure_server import subscription_id
+
+# The execution-history window the collect tests ask for, and the scan's clock.
+SINCE = datetime(2025, 5, 1, tzinfo=UTC)
+UNTIL = datetime(2025, 5, 31, tzinfo=UTC)
+NOW = datetime(2025, 5, 31, 1, 2, 3, tzinfo=UTC)
 
 SUB_A, SUB_B, SUB_C = (subscription_id(n) for n in (1, 2, 3))
 

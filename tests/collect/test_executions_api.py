@@ -8,7 +8,6 @@ anywhere but Log Analytics (or whose environment the scan did not read) get thei
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +27,16 @@ from tests.azure_server import (
     execution_row,
     job_row,
 )
-from tests.collect.helpers import SUB_A, FakeTime, azure_settings, collection_record, written
+from tests.collect.helpers import (
+    SINCE,
+    SUB_A,
+    UNTIL,
+    FakeTime,
+    azure_settings,
+    collection_record,
+    written,
+)
 
-SINCE = datetime(2025, 5, 1, tzinfo=UTC)
-UNTIL = datetime(2025, 5, 31, tzinfo=UTC)
 WS = "f0e1d2c3-0000-4000-8000-000000000001"
 API_FILE = "executions-api"
 SOURCE = "Container Apps executions API"

@@ -13,7 +13,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +40,8 @@ from tests.azure_server import (
     logs_partial,
     logs_tables,
 )
-from tests.collect.helpers import SUB_A, FakeTime, azure_settings
+from tests.collect.helpers import NOW, SINCE, SUB_A, UNTIL, FakeTime, azure_settings
 
-SINCE = datetime(2025, 5, 1, tzinfo=UTC)
-UNTIL = datetime(2025, 5, 31, tzinfo=UTC)
-NOW = datetime(2025, 5, 31, 1, 2, 3, tzinfo=UTC)
 # Four workspaces, named in the order they are read.
 WS_1, WS_2, WS_3, WS_4 = (f"f0e1d2c3-0000-4000-8000-00000000000{n}" for n in range(1, 5))
 WAIT = 10.0  # seconds a test waits for the other reader before it calls the overlap missing

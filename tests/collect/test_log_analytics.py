@@ -48,10 +48,16 @@ from tests.azure_server import (
     logs_partial,
     logs_tables,
 )
-from tests.collect.helpers import SUB_A, FakeTime, azure_settings, collection_record, written
+from tests.collect.helpers import (
+    SINCE,
+    SUB_A,
+    UNTIL,
+    FakeTime,
+    azure_settings,
+    collection_record,
+    written,
+)
 
-SINCE = datetime(2025, 5, 1, tzinfo=UTC)
-UNTIL = datetime(2025, 5, 31, tzinfo=UTC)
 WS = "f0e1d2c3-0000-4000-8000-000000000001"
 WS_B = "f0e1d2c3-0000-4000-8000-0000000000b2"
 LA_FILE = "executions-log-analytics"

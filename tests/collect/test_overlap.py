@@ -11,7 +11,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +39,8 @@ from tests.azure_server import (
     role_definition_row,
     system_identity,
 )
-from tests.collect.helpers import SUB_A, FakeTime, azure_settings
+from tests.collect.helpers import NOW, SINCE, SUB_A, UNTIL, FakeTime, azure_settings
 
-SINCE = datetime(2025, 5, 1, tzinfo=UTC)
-UNTIL = datetime(2025, 5, 31, tzinfo=UTC)
-NOW = datetime(2025, 5, 31, 1, 2, 3, tzinfo=UTC)
 WS, WS_DENIED = "f0e1d2c3-0000-4000-8000-000000000001", "f0e1d2c3-0000-4000-8000-0000000000d2"
 PRINCIPAL = "5f1c7a0e-0000-4000-8000-00000000a001"
 READER = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
