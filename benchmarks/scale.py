@@ -73,6 +73,10 @@ class Result:
     logs_requests: int = 0
     logs_fewest: int = 0
     outputs: dict[str, int] = field(default_factory=dict)
+    # `speed_probe` seconds just before and just after the scan: this machine's speed varies
+    # by a third from hour to hour, and runs are only comparable at equal probes.
+    probe_before: float = 0.0
+    probe_after: float = 0.0
 
     @property
     def graph_floor(self) -> float:
@@ -249,6 +253,7 @@ def run(spec: Spec, *, latency: float, keep: Path | None,
         url, token, result.estate = here.recv()
         since = (AS_OF - timedelta(days=spec.days)).isoformat()
         scan_end, scan_here = fork.Pipe()
+        result.probe_before = speed_probe()
         scan = fork.Process(target=_scan, args=(url, token, work, since, profile, scan_end))
         scan.start()
         assert scan.pid is not None
@@ -257,6 +262,7 @@ def run(spec: Spec, *, latency: float, keep: Path | None,
         figures = scan_here.recv()
         result.peak_pss_mib = memory.stop()
         scan.join()
+        result.probe_after = speed_probe()
         here.send("stop")
         served = here.recv()
         server.join(timeout=30)
@@ -294,6 +300,15 @@ def _mib(size: float) -> str:
     return f"{size / 2**20:.1f} MiB"
 
 
+def speed_probe() -> float:
+    """Seconds this machine takes for a fixed piece of pure-Python work (about a second)."""
+    started = time.perf_counter()
+    total = 0
+    for number in range(10_000_000):
+        total += number & 7
+    return time.perf_counter() - started
+
+
 def report(result: Result) -> str:
     e, s = result.estate, result.stages
     collect = s.get("collect", 0.0)
@@ -305,6 +320,8 @@ def report(result: Result) -> str:
         f" of service principals, {e['role_definitions']} role definitions, "
         f"{e['workspaces']} workspaces, {e['executions']:,} executions "
         f"({e['log_events']:,} system-log events aggregated by the KQL)",
+        f"machine speed probe       {result.probe_before:8.2f} s   (a fixed Python loop just "
+        f"before the scan; {result.probe_after:.2f} s after: compare runs at equal probes)",
         f"wall time                 {result.wall:8.1f} s",
         f"Resource Graph queries    {result.graph_requests:8d}   (fewest the data needs: "
         f"{result.graph_fewest}; refused with 429: {result.graph_refused})",
