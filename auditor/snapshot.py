@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import itertools
 import json
+import multiprocessing
 import os
 import re
+import signal
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -141,8 +144,14 @@ def _read_file(path: Path, name: str, snapshot: RawSnapshot) -> None:
                                             snapshot.count() - before))
 
 
-_ROWS_START = '"data": [\n'
+_ROWS_START = b'"data": [\n'
 _LINES_PER_PARSE = 4096
+# A file of rows in the line layout at least this large, whose rows are converted as they are
+# read (a large estate's executions), is read by two processes when two CPUs are free: this one
+# reads the first part and a forked one the rest. OWN_SHARE is this process's part: it also
+# takes in what the other sends back.
+SPLIT_BYTES = 32 * 1024 * 1024
+_OWN_SHARE = 0.55
 
 
 def _rows_by_line(path: Path, name: str, snapshot: RawSnapshot) -> Any:
@@ -154,47 +163,161 @@ def _rows_by_line(path: Path, name: str, snapshot: RawSnapshot) -> Any:
     `_parsed_whole` then reads (and explains).
     """
     mark = snapshot.mark()
+    other: _OtherPart | None = None
     try:
-        with path.open(encoding="utf-8", newline="\n") as lines:
-            if lines.readline() != "{\n":
+        with path.open("rb") as lines:
+            if lines.readline() != b"{\n":
                 return None
             head = list(itertools.takewhile(lambda line: line != _ROWS_START, lines))
-            chunk: list[str] = []
+            position = lines.tell()
+            other = _OtherPart.start(path, name, snapshot, position)
+            split = other.split if other is not None else -1
+            tail = None
+            chunk: list[bytes] = []
             for line in lines:
-                if line.startswith("]"):
+                if position == split:  # the other process reads the rest of the rows
+                    break
+                position += len(line)
+                if line.startswith(b"]"):
+                    tail = line + lines.read()
                     break
                 chunk.append(line)
                 if len(chunk) == _LINES_PER_PARSE:
                     _add_lines(chunk, name, snapshot)
                     chunk = []
-            else:
-                raise ValueError("no end of the rows: truncated")
             _add_lines(chunk, name, snapshot)
-            document = json.loads("{" + "".join(head) + '"data": []' + line[1:] + lines.read())
+            if tail is None:
+                if other is None:
+                    raise ValueError("no end of the rows: truncated")
+                tail = other.add_into(snapshot)
+            text = b"{" + b"".join(head) + b'"data": []' + tail[1:]
+            document = json.loads(text.decode("utf-8"))
         if not isinstance(document, dict) or document.get("data") != []:
             raise ValueError("not the layout write_rows writes")
     except (OSError, ValueError):  # ValueError: JSON or UTF-8 that does not decode
         snapshot.rollback(mark)
         return None
+    finally:
+        if other is not None:
+            other.stop()
     return document
 
 
-def _add_lines(lines: list[str], name: str, snapshot: RawSnapshot) -> None:
+def _add_lines(lines: list[bytes], name: str, snapshot: RawSnapshot) -> None:
     for row in _parsed_lines(lines):
         snapshot.add(row, name)
 
 
-def _parsed_lines(lines: list[str]) -> list[Any]:
+def _parsed_lines(lines: list[bytes]) -> list[Any]:
     """Rows written one per line (`{...},`), parsed as one array."""
     if not lines:
         return []
-    text = "".join(lines).rstrip()
+    text = b"".join(lines).decode("utf-8").rstrip()
     parsed = json.loads("[" + (text[:-1] if text.endswith(",") else text) + "]")
     if "\\u" in text and _ESCAPED_SURROGATE.search(text):
         parsed = _without_lone_surrogates(parsed)
     if len(parsed) != len(lines):
         raise ValueError("a line holds more or less than one row")
     return list(parsed)
+
+
+class _OtherPart:
+    """The rows of a large file from `split` on, read by a forked process into a snapshot of
+    its own and sent back (records pickle as their fields), with the text after the rows."""
+
+    def __init__(self, path: Path, name: str, snapshot: RawSnapshot, split: int) -> None:
+        context = multiprocessing.get_context("fork")
+        self.split = split
+        self._receive, send = context.Pipe(duplex=False)
+        self._process = context.Process(
+            target=_read_part, args=(path, name, snapshot.convert, split, send),
+            name="auditor-snapshot-reader", daemon=True)
+        self._process.start()
+        send.close()
+
+    @classmethod
+    def start(cls, path: Path, name: str, snapshot: RawSnapshot,
+              rows_start: int) -> _OtherPart | None:
+        """The other process, when the file is large, its first row is of a converted type and
+        a second CPU and fork are available; else None (this process reads it all)."""
+        size = path.stat().st_size
+        if size - rows_start < SPLIT_BYTES or not snapshot.convert or _cpus() < 2:
+            return None
+        with path.open("rb") as lines:
+            lines.seek(rows_start)
+            first = lines.readline().rstrip().removesuffix(b",")
+            lines.seek(rows_start + int((size - rows_start) * _OWN_SHARE))
+            lines.readline()  # to the start of the next line
+            split = lines.tell()
+        try:
+            row = json.loads(first)
+        except ValueError:
+            return None
+        if not isinstance(row, dict) or (_item_type(row) or "") not in snapshot.convert:
+            return None
+        return cls(path, name, snapshot, split)
+
+    def add_into(self, snapshot: RawSnapshot) -> bytes:
+        """Add what the other process read to `snapshot`; return the text after the rows.
+        ValueError when it found its part unreadable (the whole file is then read here)."""
+        try:
+            answer = self._receive.recv()
+        except EOFError:
+            raise ValueError("the second reader ended without an answer") from None
+        if answer is None:
+            raise ValueError("the second reader's part is not in the layout")
+        items, records, other_types, tail = answer
+        for kind, rows in items.items():
+            snapshot.items.setdefault(kind, []).extend(rows)
+        for kind, made in records.items():
+            snapshot.records.setdefault(kind, []).extend(made)
+        snapshot.other_types.update(other_types)
+        return bytes(tail)
+
+    def stop(self) -> None:
+        """End the other process (done, or no longer needed) and reap it."""
+        if self._process.is_alive():
+            self._process.terminate()
+        self._process.join()
+        self._receive.close()
+
+
+def _cpus() -> int:
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _read_part(path: Path, name: str, convert: Mapping[str, Convert], split: int,
+               send: Connection) -> None:
+    """In the forked process: the rows from `split` to the end of the rows, or None."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the scan's to handle
+    part = RawSnapshot(convert=convert)
+    try:
+        with path.open("rb") as lines:
+            lines.seek(split)
+            chunk: list[bytes] = []
+            for line in lines:
+                if line.startswith(b"]"):
+                    tail = line + lines.read()
+                    break
+                chunk.append(line)
+                if len(chunk) == _LINES_PER_PARSE:
+                    _add_lines(chunk, name, part)
+                    chunk = []
+            else:
+                raise ValueError("no end of the rows: truncated")
+            _add_lines(chunk, name, part)
+    except (OSError, ValueError):
+        send.send(None)
+    else:
+        send.send((part.items, part.records, part.other_types, tail))
+    finally:
+        send.close()
 
 
 def _parsed_whole(path: Path) -> Any:
@@ -347,9 +470,9 @@ def write_json_atomic(path: Path, document: Any, *, private: bool = False) -> No
 
 
 # orjson writes what `json.dump(..., default=str)` would, twenty times faster: datetimes and
-# dataclasses still go through str(), keys that are not strings are converted as json does.
-_ORJSON = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | \
-    orjson.OPT_PASSTHROUGH_DATACLASS
+# dataclasses still go through str(), keys that are not strings are converted as json does
+# (`_encoded`).
+_ORJSON = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
 def _dump(document: Any, out: BinaryIO) -> None:
@@ -368,25 +491,39 @@ def _dump(document: Any, out: BinaryIO) -> None:
         out.write(b"[")
         for start in range(0, len(rows), 1024):  # in chunks: the whole text would double memory
             out.write((b"\n" if start == 0 else b",\n")
-                      + b",\n".join(_encoded(row, 0) for row in rows[start:start + 1024]))
+                      + b",\n".join(row if row.__class__ is bytes else encode_row(row)
+                                     for row in rows[start:start + 1024]))
         out.write(b"\n]")
     out.write(b"\n}")
 
 
+def encode_row(row: dict[str, Any]) -> bytes:
+    """A row as `write_rows` writes it (one line of JSON): a collector that encodes its rows as
+    it makes them holds the bytes, not millions of dicts, until the snapshot is written."""
+    return _encoded(row, 0)
+
+
 def _encoded(value: Any, option: int) -> bytes:
-    """`value` as UTF-8 JSON. What orjson refuses (integers beyond 64 bits, a lone surrogate,
-    valid in JSON from Azure but not encodable) goes through the json module, which writes the
-    surrogate as its escape `\\udxxx`, so the file reads back exactly as Azure sent it."""
+    """`value` as UTF-8 JSON. Keys that are not strings (orjson's option for them makes every
+    call slower, and rows never have them) get a second try with it; what orjson refuses even
+    then (integers beyond 64 bits, a lone surrogate, valid in JSON from Azure but not encodable)
+    goes through the json module, which writes the surrogate as its escape `\\udxxx`, so the
+    file reads back exactly as Azure sent it."""
     try:
         return orjson.dumps(value, default=str, option=option | _ORJSON)
+    except orjson.JSONEncodeError:
+        pass
+    try:
+        return orjson.dumps(value, default=str, option=option | _ORJSON | orjson.OPT_NON_STR_KEYS)
     except orjson.JSONEncodeError:
         text = json.dumps(value, indent=2 if option & orjson.OPT_INDENT_2 else None,
                           ensure_ascii=False, default=str)
         return text.encode("utf-8", errors="backslashreplace")
 
 
-def write_rows(folder: Path, name: str, rows: list[dict[str, Any]]) -> Path:
-    """Write collected rows as an `az graph query` result, the shape `read_snapshot` reads.
+def write_rows(folder: Path, name: str, rows: Sequence[dict[str, Any] | bytes]) -> Path:
+    """Write collected rows (or rows already encoded by `encode_row`) as an `az graph query`
+    result, the shape `read_snapshot` reads.
 
     The snapshot holds what Azure returned, so it is written owner-only.
     """

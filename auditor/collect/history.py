@@ -23,6 +23,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import chain
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -350,12 +352,12 @@ def _caveats(logs: Sequence[WorkspaceResult], api: Sequence[JobResult]) -> list[
 
 def _account_logs(results: Sequence[WorkspaceResult], request: HistoryRequest, query: Query,
                   coverage: Coverage, folder: Path) -> None:
-    rows = sorted((row for w in results for row in w.rows), key=lambda r: str(r["id"]).lower())
-    write_rows(folder, LOG_ANALYTICS_FILE, rows)
+    lines = sorted(chain.from_iterable(w.lines for w in results), key=itemgetter(0))
+    write_rows(folder, LOG_ANALYTICS_FILE, [line for _, line in lines])
     for w in results:
         scope = f"Log Analytics workspace {w.workspace}"
         if w.windows:
-            coverage.reads.append(Read(scope, LOG_ANALYTICS_SOURCE, len(w.rows)))
+            coverage.reads.append(Read(scope, LOG_ANALYTICS_SOURCE, len(w.lines)))
         for failure in w.failures:
             coverage.gaps.append(Gap(scope, LOG_ANALYTICS_SOURCE, (
                 f"{failure.reason}; the execution history of {_jobs(w.jobs)} from "
@@ -374,7 +376,7 @@ def _account_logs(results: Sequence[WorkspaceResult], request: HistoryRequest, q
             "workspaces": len(results),
             "requests": sum(w.requests for w in results),
             "splits": sum(w.splits for w in results),
-            "rows": len(rows),
+            "rows": len(lines),
             "failed_workspaces": [w.workspace for w in results if w.failures],
         })
 

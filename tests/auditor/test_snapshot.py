@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -9,10 +10,12 @@ import pytest
 from auditor import snapshot
 from auditor.coverage import Coverage, Gap
 from auditor.errors import InputError
+from auditor.normalize import NORMALIZED_WHILE_READING
 from auditor.snapshot import (
     ENVIRONMENTS,
     EXECUTIONS,
     JOBS,
+    encode_row,
     read_snapshot,
     write_collection,
     write_rows,
@@ -148,6 +151,16 @@ def test_rows_written_one_per_line_read_back_as_written(tmp_path: Path, count: i
     assert [r["name"] for r in read] == [r["name"] for r in whole]  # type: ignore[index]
 
 
+def test_rows_encoded_beforehand_are_written_as_the_rows_themselves(tmp_path: Path) -> None:
+    rows = [job_row("a"), job_row("b", tags={"lone": "\ud800", "big": 2**70}), {1: "x", None: 2}]
+
+    as_rows = write_rows(tmp_path / "rows", "r", rows).read_bytes()
+    as_lines = write_rows(tmp_path / "lines", "r", [encode_row(r) for r in rows]).read_bytes()
+
+    assert as_lines == as_rows
+    assert json.loads(as_rows)["data"][2] == json.loads(json.dumps(rows[2]))  # keys as json has
+
+
 @pytest.mark.parametrize(("edit", "message"), [
     pytest.param(lambda text: text.replace('"name":"job-1"', '"name":job-1', 1),
                  "invalid JSON at line 5", id="bad-row"),
@@ -200,3 +213,76 @@ def test_a_file_found_in_another_layout_midway_is_not_counted_twice(
     read = read_snapshot(tmp_path, convert={JOBS: _names_and_files})
     assert [name for name, _ in read.records[JOBS]] == ["a", "b", "c", "d"]
     assert [r.rows for r in read.coverage.reads] == [4]
+
+
+def _execution_row(number: int) -> dict[str, Any]:
+    job = f"/subscriptions/s/resourceGroups/rg/providers/Microsoft.App/jobs/job-{number % 7}"
+    return {"id": f"{job}/executions/run-{number}", "name": f"run-{number}",
+            "type": "Microsoft.App/jobs/executions",
+            "properties": {"status": "Failed" if number % 5 else "Succeeded",
+                           "startTime": f"2025-05-{1 + number % 28:02}T02:00:00+00:00",
+                           "endTime": None, "reason": "é \\ \" ]\n" if number % 3 else None}}
+
+
+def _read_by_two(monkeypatch: pytest.MonkeyPatch, share: float) -> list[int]:
+    """Have every large-enough file read by two processes; the splits made, as a list."""
+    if snapshot._cpus() < 2:
+        pytest.skip("the second reader needs fork and a second CPU")
+    monkeypatch.setattr(snapshot, "SPLIT_BYTES", 1)
+    monkeypatch.setattr(snapshot, "_OWN_SHARE", share)
+    monkeypatch.setattr(snapshot, "_LINES_PER_PARSE", 7)
+    splits: list[int] = []
+    start = snapshot._OtherPart.start.__func__  # type: ignore[attr-defined]
+
+    def spied(cls: type, *args: Any) -> Any:
+        other = start(cls, *args)
+        splits.extend([other.split] if other else [])
+        return other
+
+    monkeypatch.setattr(snapshot._OtherPart, "start", classmethod(spied))
+    return splits
+
+
+@pytest.mark.parametrize("share", [0.0, 0.3, 0.55, 0.999])
+def test_a_large_file_read_by_two_processes_reads_as_read_by_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, share: float) -> None:
+    rows = [_execution_row(n) for n in range(300)]
+    path = write_rows(tmp_path, "executions", rows)
+    one = read_snapshot(tmp_path, convert=NORMALIZED_WHILE_READING)
+
+    splits = _read_by_two(monkeypatch, share)
+    two = read_snapshot(tmp_path, convert=NORMALIZED_WHILE_READING)
+
+    assert len(splits) == 1 and 0 < splits[0] < path.stat().st_size
+    assert two.records[EXECUTIONS] == one.records[EXECUTIONS]
+    assert [e.name for e in two.records[EXECUTIONS]] == [f"run-{n}" for n in range(300)]
+    assert two.coverage.reads == one.coverage.reads
+    assert pickle.loads(pickle.dumps(one.records[EXECUTIONS][1])) == one.records[EXECUTIONS][1]
+
+
+@pytest.mark.parametrize("damaged", [3, 290], ids=["in-this-part", "in-the-other-part"])
+def test_a_damaged_row_in_either_part_gets_the_whole_file_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damaged: int) -> None:
+    path = write_rows(tmp_path, "executions", [_execution_row(n) for n in range(300)])
+    path.write_text(path.read_text(encoding="utf-8").replace(
+        f'"name":"run-{damaged}"', f'"name":run-{damaged}', 1), encoding="utf-8")
+    with pytest.raises(InputError) as by_one:
+        read_snapshot(tmp_path, convert=NORMALIZED_WHILE_READING)
+
+    splits = _read_by_two(monkeypatch, 0.5)
+    with pytest.raises(InputError) as by_two:
+        read_snapshot(tmp_path, convert=NORMALIZED_WHILE_READING)
+
+    assert splits and str(by_two.value) == str(by_one.value)
+    assert f"invalid JSON at line {damaged + 4}" in str(by_two.value)
+
+
+def test_rows_that_are_not_converted_are_read_by_one_process(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows kept as rows would cost as much to send back as to read."""
+    write_rows(tmp_path, "executions", [_execution_row(n) for n in range(50)])
+    splits = _read_by_two(monkeypatch, 0.5)
+
+    read = read_snapshot(tmp_path, convert={JOBS: _names_and_files})
+
+    assert splits == [] and len(read.items[EXECUTIONS]) == 50
