@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -84,6 +84,14 @@ class ScanReport:
                 -r.check.severity.rank, r.check.id, r.job.id.lower(), r.outcome.subject)))
         findings: tuple[Result, ...] = self.memo["findings"]
         return findings
+
+    def with_history(self, history: History) -> ScanReport:
+        """This report with what the history store says of its findings; the findings, already
+        sorted to compare them with the store, are not sorted again."""
+        compared = replace(self, history=history)
+        if "findings" in self.memo:
+            compared.memo["findings"] = self.memo["findings"]
+        return compared
 
     def owner(self, job: Job) -> str | None:
         value = job.tag(self.settings.scan.owner_tag)

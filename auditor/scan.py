@@ -143,7 +143,7 @@ def _run(request: ScanRequest, clock: Callable[[], datetime], progress: Stage,
                             reviews, cost=cost)
         if request.history is not None:
             with HistoryStore(request.history) as store:
-                report = replace(report, history=store.compare(report))
+                report = report.with_history(store.compare(report))
         progress("report")
         reports.write_all(report, staging, processes=request.report_processes)
         publish(staging, request.out)

@@ -32,7 +32,11 @@ class Severity(Enum):
 
     @property
     def rank(self) -> int:
-        return list(Severity).index(self)
+        return _SEVERITY_RANKS[self]
+
+
+# Severity.rank orders hundreds of thousands of results: looked up, not searched for.
+_SEVERITY_RANKS = {severity: rank for rank, severity in enumerate(Severity)}
 
 
 class _Strict(BaseModel):

@@ -223,6 +223,16 @@ def test_an_incomplete_scan_is_chained_but_never_a_baseline(tmp_path: Path) -> N
     assert "incomplete" in (tmp_path / "b" / "report.md").read_text(encoding="utf-8")
 
 
+def test_a_report_compared_with_the_store_keeps_its_sorted_findings(tmp_path: Path) -> None:
+    report = scan(export(tmp_path, [job_row(identity=None)]), tmp_path / "a", None)
+    findings = report.findings
+    with HistoryStore(tmp_path / "h.sqlite") as store:
+        compared = report.with_history(store.compare(report))
+
+    assert compared.history is not None and compared.findings is findings
+    assert len(findings) > 0 and compared.memo.keys() == {"findings"}
+
+
 def test_scans_of_another_scope_are_not_compared(tmp_path: Path) -> None:
     store = tmp_path / "h.sqlite"
     scan(export(tmp_path, [job_row(identity=None)]), tmp_path / "a", store, 1)
