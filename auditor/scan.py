@@ -145,7 +145,9 @@ def _run(request: ScanRequest, clock: Callable[[], datetime], progress: Stage,
             with HistoryStore(request.history) as store:
                 report = report.with_history(store.compare(report))
         progress("report")
-        reports.write_all(report, staging, processes=request.report_processes)
+        reports.write_all(report, staging, processes=request.report_processes,
+                          known={f"{SNAPSHOT_DIR}/{path}": (size, digest)
+                                 for path, size, digest in info.evidence_files})
         publish(staging, request.out)
     except BaseException:
         discard(staging)

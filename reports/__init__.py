@@ -10,7 +10,7 @@ from reports.csv_report import write_csv
 from reports.focus import write_focus
 from reports.html_report import write_html
 from reports.json_report import write_findings_json
-from reports.manifest import write_manifest
+from reports.manifest import Digests, write_manifest
 from reports.markdown import write_markdown
 from reports.owners import write_owner_reports
 from reports.sarif import write_sarif
@@ -25,31 +25,34 @@ FIRST: tuple[Writer, ...] = (write_findings_json, write_markdown, write_workbook
 SECOND: tuple[Writer, ...] = (write_html, write_sarif, write_focus)
 
 
-def write_all(report: ScanReport, folder: Path, *, processes: int | None = None) -> list[Path]:
+def write_all(report: ScanReport, folder: Path, *, processes: int | None = None,
+              known: Digests | None = None) -> list[Path]:
     """Write findings.json, report.md, report.xlsx, report.html, findings.csv and
     findings.sarif, the FOCUS cost export and the owners' reports, then the manifest that
     hashes them all.
 
-    `folder` is the scan's staging folder and already holds the `snapshot/` evidence.
-    `processes` (default: the CPUs available) above 1 writes the second group in a worker.
+    `folder` is the scan's staging folder and already holds the `snapshot/` evidence (`known`:
+    the digests of files already hashed, by path relative to `folder`). `processes` (default:
+    the CPUs available) above 1 writes the second group in a worker, which hashes its files.
     """
     _derive_shared(report)
     if (processes or available_processes()) <= 1:
         written = write_each(FIRST, report, folder) + write_each(SECOND, report, folder)
-        return [*written, write_manifest(report, folder)]
+        return [*written, write_manifest(report, folder, known)]
     # Frozen objects are never walked by the garbage collector: neither process then touches
     # (and so copies) the pages of the scan they share while the worker runs.
     gc.freeze()
     try:
         worker = Worker(SECOND, report, folder)
         try:
-            written = write_each(FIRST, report, folder) + worker.result()
+            written = write_each(FIRST, report, folder)
+            theirs, hashed = worker.result()
         except BaseException:
             worker.stop()
             raise
     finally:
         gc.unfreeze()
-    return [*written, write_manifest(report, folder)]
+    return [*written, *theirs, write_manifest(report, folder, {**(known or {}), **hashed})]
 
 
 def _derive_shared(report: ScanReport) -> None:

@@ -13,6 +13,8 @@ when no history store was kept. An edited or removed period breaks the chain, wh
 from __future__ import annotations
 
 import hashlib
+import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,20 +26,39 @@ FILE_NAME = "manifest.json"
 MANIFEST_VERSION = 1
 
 
-def file_entries(folder: Path) -> list[dict[str, Any]]:
-    """Path, size and SHA-256 of every file below `folder` except the manifest itself."""
+# Size and SHA-256 of files hashed as they were written, by path relative to the folder.
+Digests = Mapping[str, tuple[int, str]]
+
+
+def digests(paths: Iterable[Path], folder: Path) -> dict[str, tuple[int, str]]:
+    """Size and SHA-256 of files just written: a report worker hashes its own files while the
+    scan still writes others (a large estate's reports are over a gigabyte), and the manifest
+    does not read them again."""
+    return {path.relative_to(folder).as_posix(): _digest(path) for path in paths}
+
+
+def _digest(path: Path) -> tuple[int, str]:
+    with path.open("rb") as handle:
+        return os.fstat(handle.fileno()).st_size, hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def file_entries(folder: Path, known: Digests | None = None) -> list[dict[str, Any]]:
+    """Path, size and SHA-256 of every file below `folder` except the manifest itself; a file
+    `known` holds at its present size is not hashed again."""
+    known = known or {}
     entries = []
     for path in folder.rglob("*"):
         name = path.relative_to(folder).as_posix()
         if name == FILE_NAME or not path.is_file():
             continue
-        with path.open("rb") as handle:
-            digest = hashlib.file_digest(handle, "sha256").hexdigest()
-        entries.append({"path": name, "bytes": path.stat().st_size, "sha256": digest})
+        size, digest = known.get(name, (-1, ""))
+        if size != path.stat().st_size:
+            size, digest = _digest(path)
+        entries.append({"path": name, "bytes": size, "sha256": digest})
     return sorted(entries, key=lambda e: str(e["path"]))
 
 
-def document(report: ScanReport, folder: Path) -> dict[str, Any]:
+def document(report: ScanReport, folder: Path, known: Digests | None = None) -> dict[str, Any]:
     info, history = report.info, report.history
     return {
         "manifest_version": MANIFEST_VERSION,
@@ -55,12 +76,13 @@ def document(report: ScanReport, folder: Path) -> dict[str, Any]:
         "history_scope_key": history.scope_key if history else None,
         "previous_scan_id": history.previous.id if history and history.previous else None,
         "previous_manifest_sha256": history.previous_manifest_sha256 if history else None,
-        "files": file_entries(folder),
+        "files": file_entries(folder, known),
     }
 
 
-def write_manifest(report: ScanReport, folder: Path) -> Path:
-    """Write the manifest; call it after every other file of the folder is in place."""
+def write_manifest(report: ScanReport, folder: Path, known: Digests | None = None) -> Path:
+    """Write the manifest; call it after every other file of the folder is in place. `known`:
+    files already hashed (`digests`)."""
     path = folder / FILE_NAME
-    write_json_atomic(path, document(report, folder))
+    write_json_atomic(path, document(report, folder, known))
     return path

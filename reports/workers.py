@@ -20,6 +20,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from auditor.results import ScanReport
+from reports.manifest import Digests, digests
 
 Writer = Callable[[ScanReport, Path], Path | list[Path]]
 
@@ -59,8 +60,9 @@ class Worker:
         self._process.start()
         send.close()  # the worker holds the only sending end: its exit ends the pipe
 
-    def result(self) -> list[Path]:
-        """The paths the worker wrote; its exception, raised here, when it failed."""
+    def result(self) -> tuple[list[Path], Digests]:
+        """The paths the worker wrote and their digests; its exception, raised here, when it
+        failed."""
         try:
             status, payload = self._receive.recv()
         except EOFError:
@@ -71,7 +73,8 @@ class Worker:
             self._receive.close()
         self._process.join()
         if status == "ok":
-            return [Path(p) for p in payload]
+            paths, hashed = payload
+            return [Path(p) for p in paths], hashed
         raise pickle.loads(payload)
 
     def stop(self) -> None:
@@ -88,7 +91,8 @@ def _run(writers: Sequence[Writer], report: ScanReport, folder: Path, send: Conn
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        send.send(("ok", [str(p) for p in write_each(writers, report, folder)]))
+        paths = write_each(writers, report, folder)
+        send.send(("ok", ([str(p) for p in paths], digests(paths, folder))))
     except BaseException as e:  # whatever stopped the worker goes back to the scan
         send.send(("error", _pickled(e)))
     finally:

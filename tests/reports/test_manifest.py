@@ -10,7 +10,7 @@ from typing import Any
 
 import reports
 from auditor.results import ScanReport
-from reports.manifest import file_entries
+from reports.manifest import digests, file_entries
 
 MakeReport = Callable[..., ScanReport]
 
@@ -69,3 +69,17 @@ def test_manifest_states_the_scan(make_report: MakeReport, folder: Path) -> None
     assert document["settings_digest"] == report.settings.digest()
     assert document["complete"] is True
     assert document["counts"] == findings["scan"]["counts"]
+
+
+def test_files_hashed_as_they_were_written_are_not_read_again(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_bytes(b"first")
+    (tmp_path / "b.txt").write_bytes(b"second")
+    hashed = digests([tmp_path / "a.txt", tmp_path / "b.txt"], tmp_path)
+    assert hashed["a.txt"] == (5, hashlib.sha256(b"first").hexdigest())
+
+    (tmp_path / "b.txt").write_bytes(b"changed size")
+    entries = {e["path"]: e for e in file_entries(tmp_path, {**hashed, "a.txt": (5, "kept")})}
+
+    assert entries["a.txt"]["sha256"] == "kept"  # known at its size: taken as hashed
+    assert entries["b.txt"] == {"path": "b.txt", "bytes": 12,
+                                "sha256": hashlib.sha256(b"changed size").hexdigest()}
