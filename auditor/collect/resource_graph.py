@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
+import orjson
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import (
     AzureError,
@@ -314,7 +315,51 @@ def open_client(credential: TokenCredential, endpoints: Endpoints, settings: Azu
         connection_timeout=settings.connect_timeout_seconds,
         read_timeout=settings.read_timeout_seconds,
     )
+    client._deserialize = _PagesAsSent(client._deserialize)  # type: ignore[assignment]
     return disable_auto_registration(client)
+
+
+class _PagesAsSent:
+    """The SDK client's deserializer, except that a page of results (`QueryResponse`) is built
+    from its JSON body directly.
+
+    The SDK passes `data` (typed `object`) through its generic model code cell by cell, to give
+    back the values the JSON parser made: 0.4 s for a page of 1,000 jobs, a third of a large
+    scan's collection. A body of another shape (facets, a field of an unexpected type, not
+    JSON) goes to the SDK's own deserializer, as does everything else (errors included).
+    """
+
+    def __init__(self, sdk: Any) -> None:
+        self._sdk = sdk
+
+    def __call__(self, target: str, data: Any, *args: Any, **kwargs: Any) -> Any:
+        page = _page_as_sent(data) if target == "QueryResponse" and not args else None
+        return page if page is not None else self._sdk(target, data, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sdk, name)
+
+
+_PAGE_FIELDS = {"totalRecords", "count", "resultTruncated", "$skipToken", "data", "facets"}
+
+
+def _page_as_sent(response: Any) -> QueryResponse | None:
+    """The page the SDK would deserialize from `response`, or None to leave it to the SDK."""
+    try:
+        body = orjson.loads(response.content)
+    except (AttributeError, TypeError, orjson.JSONDecodeError):
+        return None
+    if not isinstance(body, dict) or not body.keys() <= _PAGE_FIELDS:
+        return None
+    total, count, truncated, token, data, facets = (
+        body.get("totalRecords"), body.get("count"), body.get("resultTruncated"),
+        body.get("$skipToken"), body.get("data"), body.get("facets"))
+    if total.__class__ is not int or count.__class__ is not int or \
+            not isinstance(truncated, str) or not isinstance(token, str | None) or \
+            not isinstance(data, list) or facets not in (None, []):
+        return None
+    return QueryResponse(total_records=total, count=count, result_truncated=truncated,
+                         skip_token=token, data=cast(Any, data), facets=facets)
 
 
 def _with_headers(pipeline_response: PipelineResponse[Any, Any], data: QueryResponse,
