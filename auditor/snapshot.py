@@ -171,21 +171,8 @@ def _rows_by_line(path: Path, name: str, snapshot: RawSnapshot) -> Any:
             head = list(itertools.takewhile(lambda line: line != _ROWS_START, lines))
             position = lines.tell()
             other = _OtherPart.start(path, name, snapshot, position)
-            split = other.split if other is not None else -1
-            tail = None
-            chunk: list[bytes] = []
-            for line in lines:
-                if position == split:  # the other process reads the rest of the rows
-                    break
-                position += len(line)
-                if line.startswith(b"]"):
-                    tail = line + lines.read()
-                    break
-                chunk.append(line)
-                if len(chunk) == _LINES_PER_PARSE:
-                    _add_lines(chunk, name, snapshot)
-                    chunk = []
-            _add_lines(chunk, name, snapshot)
+            tail = _add_rows(lines, name, snapshot, position,
+                             other.split if other is not None else -1)
             if tail is None:
                 if other is None:
                     raise ValueError("no end of the rows: truncated")
@@ -201,6 +188,28 @@ def _rows_by_line(path: Path, name: str, snapshot: RawSnapshot) -> Any:
         if other is not None:
             other.stop()
     return document
+
+
+def _add_rows(lines: BinaryIO, name: str, snapshot: RawSnapshot, position: int = 0,
+              split: int = -1) -> bytes | None:
+    """Add the rows that follow in `lines` (at byte `position`) a chunk at a time, up to the
+    end of the rows; return the text after them. None when the file ended first, or at byte
+    `split` (where the other process reads on)."""
+    tail = None
+    chunk: list[bytes] = []
+    for line in lines:
+        if position == split:
+            break
+        position += len(line)
+        if line.startswith(b"]"):
+            tail = line + lines.read()
+            break
+        chunk.append(line)
+        if len(chunk) == _LINES_PER_PARSE:
+            _add_lines(chunk, name, snapshot)
+            chunk = []
+    _add_lines(chunk, name, snapshot)
+    return tail
 
 
 def _add_lines(lines: list[bytes], name: str, snapshot: RawSnapshot) -> None:
@@ -300,18 +309,9 @@ def _read_part(path: Path, name: str, convert: Mapping[str, Convert], split: int
     try:
         with path.open("rb") as lines:
             lines.seek(split)
-            chunk: list[bytes] = []
-            for line in lines:
-                if line.startswith(b"]"):
-                    tail = line + lines.read()
-                    break
-                chunk.append(line)
-                if len(chunk) == _LINES_PER_PARSE:
-                    _add_lines(chunk, name, part)
-                    chunk = []
-            else:
-                raise ValueError("no end of the rows: truncated")
-            _add_lines(chunk, name, part)
+            tail = _add_rows(lines, name, part)
+        if tail is None:
+            raise ValueError("no end of the rows: truncated")
     except (OSError, ValueError):
         send.send(None)
     else:
