@@ -17,7 +17,7 @@ import re
 import signal
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from multiprocessing.connection import Connection
@@ -491,16 +491,9 @@ def _dump(document: Any, out: BinaryIO) -> None:
         out.write(b"[")
         for start in range(0, len(rows), 1024):  # in chunks: the whole text would double memory
             out.write((b"\n" if start == 0 else b",\n")
-                      + b",\n".join(row if row.__class__ is bytes else encode_row(row)
-                                     for row in rows[start:start + 1024]))
+                      + b",\n".join(_encoded(row, 0) for row in rows[start:start + 1024]))
         out.write(b"\n]")
     out.write(b"\n}")
-
-
-def encode_row(row: dict[str, Any]) -> bytes:
-    """A row as `write_rows` writes it (one line of JSON): a collector that encodes its rows as
-    it makes them holds the bytes, not millions of dicts, until the snapshot is written."""
-    return _encoded(row, 0)
 
 
 def _encoded(value: Any, option: int) -> bytes:
@@ -521,9 +514,8 @@ def _encoded(value: Any, option: int) -> bytes:
         return text.encode("utf-8", errors="backslashreplace")
 
 
-def write_rows(folder: Path, name: str, rows: Sequence[dict[str, Any] | bytes]) -> Path:
-    """Write collected rows (or rows already encoded by `encode_row`) as an `az graph query`
-    result, the shape `read_snapshot` reads.
+def write_rows(folder: Path, name: str, rows: list[dict[str, Any]]) -> Path:
+    """Write collected rows as an `az graph query` result, the shape `read_snapshot` reads.
 
     The snapshot holds what Azure returned, so it is written owner-only.
     """

@@ -23,8 +23,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from itertools import chain
-from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -352,12 +350,12 @@ def _caveats(logs: Sequence[WorkspaceResult], api: Sequence[JobResult]) -> list[
 
 def _account_logs(results: Sequence[WorkspaceResult], request: HistoryRequest, query: Query,
                   coverage: Coverage, folder: Path) -> None:
-    lines = sorted(chain.from_iterable(w.lines for w in results), key=itemgetter(0))
-    write_rows(folder, LOG_ANALYTICS_FILE, [line for _, line in lines])
+    rows = sorted((row for w in results for row in w.rows), key=lambda r: str(r["id"]).lower())
+    write_rows(folder, LOG_ANALYTICS_FILE, rows)
     for w in results:
         scope = f"Log Analytics workspace {w.workspace}"
         if w.windows:
-            coverage.reads.append(Read(scope, LOG_ANALYTICS_SOURCE, len(w.lines)))
+            coverage.reads.append(Read(scope, LOG_ANALYTICS_SOURCE, len(w.rows)))
         for failure in w.failures:
             coverage.gaps.append(Gap(scope, LOG_ANALYTICS_SOURCE, (
                 f"{failure.reason}; the execution history of {_jobs(w.jobs)} from "
@@ -376,7 +374,7 @@ def _account_logs(results: Sequence[WorkspaceResult], request: HistoryRequest, q
             "workspaces": len(results),
             "requests": sum(w.requests for w in results),
             "splits": sum(w.splits for w in results),
-            "rows": len(lines),
+            "rows": len(rows),
             "failed_workspaces": [w.workspace for w in results if w.failures],
         })
 

@@ -57,7 +57,6 @@ from auditor.collect.resource_graph import (
 )
 from auditor.errors import InputError
 from auditor.settings import AzureSettings, HistorySettings
-from auditor.snapshot import encode_row
 
 log = logging.getLogger(__name__)
 
@@ -388,9 +387,7 @@ class WorkspaceResult:
     workspace: str
     jobs: list[HistoryJob]
     records: dict[tuple[str, str, str], ExecutionRecord] = field(default_factory=dict)
-    # Each execution's row as the snapshot writes it (`encode_row`), after its id in lower
-    # case, in that order: the snapshot's order. A large workspace has hundreds of thousands.
-    lines: list[tuple[str, bytes]] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(default_factory=list)
     windows: list[tuple[datetime, datetime]] = field(default_factory=list)
     failures: list[WindowFailure] = field(default_factory=list)
     requests: int = 0
@@ -421,7 +418,7 @@ class WorkspaceResult:
             "splits": self.splits,
             "windows_read": [[s.isoformat(), e.isoformat()] for s, e in sorted(self.windows)],
             "result_rows": self.result_rows,
-            "executions": len(self.lines),
+            "executions": len(self.rows),
             "merged_across_windows": self.merged,
             "events_naming_no_execution": self.unnamed_events,
             "unattributed_executions": sorted(self.unattributed),
@@ -472,10 +469,10 @@ class LogAnalytics:
             result.windows.append((start, end))
             for record in records:
                 result.add(record)
-        result.lines = self._lines(result)
+        result.rows = self._rows(result)
         result.records.clear()  # merged into the rows: free them before the next workspace
         log.debug("workspace %s: %d requests, %d splits, %d executions, %d failed windows",
-                  workspace, result.requests, result.splits, len(result.lines),
+                  workspace, result.requests, result.splits, len(result.rows),
                   len(result.failures))
         return result
 
@@ -555,9 +552,8 @@ class LogAnalytics:
         except ValueError as e:  # a 200 that is not JSON (not declared as JSON either)
             raise LogsError(200, "UnexpectedResult", "the response body is not JSON") from e
 
-    def _lines(self, result: WorkspaceResult) -> list[tuple[str, bytes]]:
-        """Each merged execution as a resource of the job it belongs to, in id order, encoded
-        as the snapshot writes it.
+    def _rows(self, result: WorkspaceResult) -> list[dict[str, Any]]:
+        """Each merged execution as a resource of the job it belongs to, in id order.
 
         Records that are one execution of one job (logged under two environment names, e.g.
         both table families, or with names that differ in case) are merged in the order of
@@ -598,7 +594,7 @@ class LogAnalytics:
         if len(set(ids)) < len(ids):  # one id for two executions (names with "/" in them):
             order.sort(key=lambda i: (ids[i], entries[i][0]))  # in their logged keys' order
         workspace = result.workspace
-        return [(ids[i], encode_row(entries[i][2].row(entries[i][1], workspace))) for i in order]
+        return [entries[i][2].row(entries[i][1], workspace) for i in order]
 
 
 class _Owners:

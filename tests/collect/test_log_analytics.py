@@ -543,13 +543,6 @@ def _one_window(status: int, content_type: str, body: bytes,
 NAN = float("nan")  # JSON from Python may hold it; orjson refuses it
 
 
-def _rows(result: log_analytics.WorkspaceResult) -> list[dict[str, Any]]:
-    """The workspace's rows as the snapshot will hold them; each after its id in lower case."""
-    rows = [json.loads(line) for _, line in result.lines]
-    assert [key for key, _ in result.lines] == [row["id"].lower() for row in rows]
-    return rows
-
-
 def _tables(rows: Any) -> bytes:
     columns = [{"name": n, "type": t} for n, t in EXECUTION_COLUMNS]
     return json.dumps({"tables": [{"name": "PrimaryResult", "columns": columns,
@@ -569,7 +562,7 @@ def test_an_answer_the_sdk_could_not_read_is_a_failed_window_not_a_crash(
 
     [failure] = result.failures
     assert expected in failure.reason
-    assert result.lines == [] and result.windows == []
+    assert result.rows == [] and result.windows == []
 
 
 def test_a_result_is_read_from_the_rest_shape_through_the_sdks_transport() -> None:
@@ -578,7 +571,7 @@ def test_a_result_is_read_from_the_rest_shape_through_the_sdks_transport() -> No
                           "2025-05-10T02:07:44Z")]))
 
     assert result.failures == []
-    [row] = _rows(result)
+    [row] = result.rows
     assert row["properties"]["startTime"] == "2025-05-10T02:00:01.123456+00:00"
     assert row["logAnalytics"]["reasons"] == ["Completed", "SuccessfulCreate"]
 
@@ -595,7 +588,7 @@ def test_a_body_orjson_refuses_is_read_as_the_sdk_reads_it(content_type: str,
     result = _one_window(200, content_type, body)
 
     assert result.failures == []
-    [row] = _rows(result)
+    [row] = result.rows
     assert row["name"] == "nightly-1"
 
 
@@ -625,7 +618,7 @@ def test_executions_logged_several_ways_merge_alike_whatever_order_the_rows_came
                          _tables([ONE_EXECUTION_THREE_WAYS[i] for i in order]))
 
     assert (result.merged, result.result_rows) == (2, 4)
-    merged, other = _rows(result)
+    merged, other = result.rows
     assert merged["id"] == f"{NIGHTLY.id}/executions/n-1"
     assert merged["properties"] == {"status": "Failed", "startTime": "2025-05-10T01:59:00+00:00",
                                     "endTime": "2025-05-10T02:06:00+00:00", "reason": "B"}
@@ -643,6 +636,6 @@ def test_two_executions_with_one_id_keep_the_order_of_their_logged_keys(reverse:
     result = _one_window(200, "application/json", _tables(rows[::-1] if reverse else rows),
                          jobs=ONE_ID_TWICE)
 
-    assert [r["id"] for r in _rows(result)] == [f"{X}/executions/e/executions/e1"] * 2
-    assert [r["properties"]["startTime"] for r in _rows(result)] == [
+    assert [r["id"] for r in result.rows] == [f"{X}/executions/e/executions/e1"] * 2
+    assert [r["properties"]["startTime"] for r in result.rows] == [
         "2025-05-10T02:00:00+00:00", "2025-05-10T03:00:00+00:00"]
