@@ -66,6 +66,7 @@ class Result:
     peak_rss_mib: float = 0.0  # the scan process's own peak resident set
     worker_rss_mib: float = 0.0  # the report worker's, pages shared with the scan included
     peak_pss_mib: float = 0.0  # the memory the two used together at their peak (sampled)
+    peak_stage: str = ""  # the stage the peak was sampled in
     graph_requests: int = 0
     graph_refused: int = 0
     graph_span: float = 0.0
@@ -205,17 +206,32 @@ class MemorySampler(threading.Thread):
     def __init__(self, pid: int, interval: float = 0.1) -> None:
         super().__init__(daemon=True)
         self.pid, self.interval, self.peak_kib = pid, interval, 0
+        self.peak_at = self.stopped_at = 0.0  # seconds since sampling started
         self._done = threading.Event()
+        self._started = time.perf_counter()
 
     def run(self) -> None:
         while not self._done.wait(self.interval):
             pids = [self.pid, *_children(self.pid)]
-            self.peak_kib = max(self.peak_kib, sum(_pss_kib(p) for p in pids))
+            pss = sum(_pss_kib(p) for p in pids)
+            if pss > self.peak_kib:
+                self.peak_kib, self.peak_at = pss, time.perf_counter() - self._started
 
     def stop(self) -> float:
         self._done.set()
         self.join()
+        self.stopped_at = time.perf_counter() - self._started
         return self.peak_kib / 1024
+
+    def stage_of_peak(self, stages: dict[str, float]) -> str:
+        """The stage the peak fell in, counting back from the end of the scan (sampling
+        starts before the scan process has imported what it runs)."""
+        at = self.stopped_at
+        for stage, seconds in reversed(stages.items()):
+            at -= seconds
+            if self.peak_at >= at:
+                return stage
+        return "start-up"
 
 
 def _children(pid: int) -> list[int]:
@@ -271,6 +287,7 @@ def run(spec: Spec, *, latency: float, keep: Path | None,
             server.kill()
     result.exit_code = figures["exit_code"]
     result.wall, result.stages = figures["wall"], figures["stages"]
+    result.peak_stage = memory.stage_of_peak(result.stages)
     result.peak_rss_mib = figures["peak_rss_mib"]
     result.worker_rss_mib = figures["worker_rss_mib"]
     result.graph_requests, result.graph_refused = served["graph_requests"], served["graph_refused"]
@@ -336,8 +353,8 @@ def report(result: Result) -> str:
         f"{result.graph_floor / result.graph_span if result.graph_span else 0:.2f})",
         *(f"  {stage:<23} {seconds:8.1f} s" for stage, seconds in s.items()),
         f"normalize+evaluate+report {offline:8.1f} s",
-        f"peak memory (PSS)         {result.peak_pss_mib:8.0f} MiB   (scan and report worker "
-        f"together; peak RSS: scan {result.peak_rss_mib:.0f} MiB, worker "
+        f"peak memory (PSS)         {result.peak_pss_mib:8.0f} MiB   (in {result.peak_stage}; "
+        f"scan and report worker together; peak RSS: scan {result.peak_rss_mib:.0f} MiB, worker "
         f"{result.worker_rss_mib:.0f} MiB counting the pages it shares with the scan)",
         "outputs: " + ", ".join(f"{name} {_mib(size)}" for name, size in result.outputs.items()),
     ]
