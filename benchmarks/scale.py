@@ -208,19 +208,19 @@ class MemorySampler(threading.Thread):
         self.pid, self.interval, self.peak_kib = pid, interval, 0
         self.peak_at = self.stopped_at = 0.0  # seconds since sampling started
         self._done = threading.Event()
-        self._started = time.perf_counter()
+        self._began = time.perf_counter()
 
     def run(self) -> None:
         while not self._done.wait(self.interval):
             pids = [self.pid, *_children(self.pid)]
             pss = sum(_pss_kib(p) for p in pids)
             if pss > self.peak_kib:
-                self.peak_kib, self.peak_at = pss, time.perf_counter() - self._started
+                self.peak_kib, self.peak_at = pss, time.perf_counter() - self._began
 
     def stop(self) -> float:
         self._done.set()
         self.join()
-        self.stopped_at = time.perf_counter() - self._started
+        self.stopped_at = time.perf_counter() - self._began
         return self.peak_kib / 1024
 
     def stage_of_peak(self, stages: dict[str, float]) -> str:
