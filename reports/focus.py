@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
-from itertools import accumulate, chain
+from itertools import accumulate, chain, repeat
 from operator import attrgetter, itemgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
 from auditor.cost import ALLOCATION, JobCost
 from auditor.results import ScanReport
@@ -50,13 +50,10 @@ COLUMNS = (
 )
 Row = dict[str, str | Decimal | datetime | int | None]
 _Text = Callable[[str | Decimal | datetime | int | None], str]  # a value as a CSV field
-# A job's executions on one day, summed: the day, the number of executions, and per meter (in
-# `METERS` order) the quantity then the cost. A plain tuple: a large estate has half a million.
-_Day = tuple[date, int, tuple[float, ...]]
 _MONEY_PLACES, _PRICE_PLACES = 10, 15
 _DAY = attrgetter("day")
-# What a day sums per execution: per meter the quantity, then the cost.
-_FIGURES = [attrgetter(field) for _, _, *fields in METERS for field in fields]
+# An execution's figures, which a day sums: per meter the quantity, then the cost.
+_FIGURES = attrgetter(*(field for _, _, *fields in METERS for field in fields))
 
 
 def _money(value: float) -> Decimal:
@@ -107,10 +104,22 @@ def _meter_cells(meter: int) -> Row:
             "ConsumedUnit": unit, "PricingUnit": unit, "SkuMeter": name}
 
 
+class _Days(NamedTuple):
+    """A job's executions summed per day, in day order: the days, each one's number of
+    executions, and its sums, per meter (in `METERS` order) the quantity then the cost. Columns,
+    not a tuple per day: a large estate has half a million days, and the writer takes each whole.
+    """
+
+    dates: list[date]
+    runs: list[int]
+    sums: list[tuple[float, ...]]
+    plain: bool  # whether every sum is a nonzero float (`_plain`)
+
+
 def rows(report: ScanReport) -> Iterator[Row]:
     """FOCUS rows: usage per job, day and meter, then the free-grant credits."""
     for shared, days in _jobs(report):
-        for day, runs, sums in days:
+        for day, runs, sums in zip(days.dates, days.runs, days.sums, strict=True):
             start, end, charge_start, charge_end = _periods(day)
             for meter in range(len(METERS)):
                 quantity, cost = sums[2 * meter], sums[2 * meter + 1]
@@ -126,13 +135,14 @@ def rows(report: ScanReport) -> Iterator[Row]:
     yield from _credits(report)
 
 
-def _jobs(report: ScanReport) -> Iterator[tuple[Row, list[_Day]]]:
-    """Per priced job, what all its rows share (the per-row columns None) and its days."""
+def _jobs(report: ScanReport) -> Iterator[tuple[Row, _Days]]:
+    """Per priced job with executions (the others have no rows), what all its rows share (the
+    per-row columns None) and its days."""
     view = report.cost
     if view is None:
         return
     currency = report.settings.cost.currency
-    for cost in finops.job_cost_rows(report):
+    for cost in filter(attrgetter("executions"), finops.job_cost_rows(report)):
         rates = view.rate_sources.get(cost.job.id.lower(), "")
         yield _shared(cost, currency, rates), _days(cost)
 
@@ -149,27 +159,50 @@ def _shared(cost: JobCost, currency: str, rates: str) -> Row:
         **_USAGE, "BillingCurrency": currency, "ResourceId": job.id, "ResourceName": job.name,
         "RegionId": (job.location or "").replace(" ", "").lower() or None,
         "RegionName": job.location, "SubAccountId": job.subscription_id,
-        "Tags": json.dumps(dict(job.tags), sort_keys=True, ensure_ascii=False),
+        "Tags": _tags(frozenset(job.tags.items())),
         "x_EstimationMethod": "allocation (dedicated workload profile)"
         if cost.method == ALLOCATION else "consumption meter from execution history",
         "x_RatesSource": rates, "x_ResourceGroup": job.resource_group,
     }
 
 
-def _days(cost: JobCost) -> list[_Day]:
+@lru_cache(maxsize=4096)
+def _tags(tags: frozenset[tuple[str, str]]) -> str:
+    """Tags as JSON, remembered: jobs share tags, and `json.dumps` with options is slow to start.
+    """
+    return json.dumps(dict(tags), sort_keys=True, ensure_ascii=False)
+
+
+def _days(cost: JobCost) -> _Days:
     """The job's days in order, each figure summed with `sum` in execution order (the last digit
-    of a float sum depends on both; the sort is stable). Column by column, so that the loops run
-    in C: a large estate has half a million days, most with one execution."""
+    of a float sum depends on both; the sort is stable). The loops run in C: a large estate has
+    half a million days, most with one execution."""
     executions = sorted(cost.executions, key=_DAY)
-    runs = Counter(map(_DAY, executions))  # in day order: each day's number of executions
-    if len(runs) == len(executions):  # one execution a day: nothing to slice
-        sums = [map(sum, zip(map(figure, executions))) for figure in _FIGURES]
-    else:
-        ends = list(accumulate(runs.values()))
-        spans = list(map(slice, [0, *ends[:-1]], ends))
-        sums = [map(sum, map(list(map(figure, executions)).__getitem__, spans))
-                for figure in _FIGURES]
-    return list(zip(runs, runs.values(), zip(*sums, strict=True), strict=True))
+    dates = list(map(_DAY, executions))
+    figures = list(map(_FIGURES, executions))  # per execution, in the order of a day's sums
+    days = list(dict.fromkeys(dates))
+    if len(days) == len(executions) and _plain(figures):
+        # One nonzero float a day: `sum` would give it back (it turns -0.0 into 0.0, keeps 5 an
+        # int).
+        return _Days(days, [1] * len(days), figures, True)
+    runs = list(Counter(dates).values())  # in day order
+    sums = _sums(figures, runs)
+    return _Days(days, runs, sums, _plain(sums))
+
+
+def _sums(figures: list[tuple[float, ...]], runs: list[int]) -> list[tuple[float, ...]]:
+    """Per day, the `figures` of its `runs` executions (consecutive) summed, column by column."""
+    ends = list(accumulate(runs))
+    spans = list(map(slice, [0, *ends[:-1]], ends))
+    columns = zip(*figures, strict=True)
+    return list(zip(*(map(sum, map(column.__getitem__, spans)) for column in columns),
+                    strict=True))
+
+
+def _plain(figures: list[tuple[float, ...]]) -> bool:
+    """Whether all these figures are nonzero floats: equal ones print the same, unlike 0.0 and
+    -0.0, or 5 and 5.0."""
+    return all(map(all, figures)) and set(map(type, chain.from_iterable(figures))) <= {float}
 
 
 def _credits(report: ScanReport) -> Iterator[Row]:
@@ -193,8 +226,8 @@ def write_focus(report: ScanReport, folder: Path) -> list[Path]:
 
     The lines are `rows` as the csv module writes them, but a large estate has a million rows:
     the cells a job's rows share are formatted once per job, figures that repeat across days
-    once, and a line is those texts joined. One pass feeds both files (the Parquet file in
-    batches) without holding the rows.
+    once, and a job's lines are those texts joined at once (`_UsageLines`). One pass feeds both
+    files (the Parquet file in batches) without holding the rows.
     """
     path = folder / CSV_NAME
     written = [path]
@@ -204,23 +237,10 @@ def write_focus(report: ScanReport, folder: Path) -> list[Path]:
         out.write(",".join(COLUMNS) + "\r\n")  # plain names: nothing to quote
         parquet = _parquet_batches(stack, folder / PARQUET_NAME)
         text = _csv_texts()
-        meters = [{c: text(v) for c, v in _meter_cells(m).items()} for m in range(len(METERS))]
-        figures_of = _figure_texts(text)
-        times: dict[date, str] = {}
+        lines, figure_texts = _UsageLines(text), _FigureTexts(text)
         for shared, days in _jobs(report):
-            cells = {c: text(shared[c]) for c in _OTHER_COLUMNS}
-            arounds = [_around({**cells, **meter}) for meter in meters]
-            pieces: list[str] = []
-            figures = []
-            for day, runs, sums in days:
-                moments = times.get(day)
-                if moments is None:
-                    moments = times[day] = ",".join(map(text, _periods(day)))
-                count = str(runs)  # as `cell` writes an int
-                figures.append(figures_of(sums))
-                for a, (_, _, _, costs, usage) in zip(arounds, figures[-1], strict=True):
-                    pieces += a[0], costs, a[1], moments, a[2], usage, a[3], count, a[4]
-            out.write("".join(pieces))
+            figures = figure_texts.days(days)
+            out.write(lines(shared, days, figures))
             if parquet is not None:
                 parquet.add(shared, days, figures)
         credits = list(_credits(report))
@@ -255,50 +275,125 @@ def _others() -> tuple[tuple[str, ...], ...]:
 
 _OTHERS = _others()
 _OTHER_COLUMNS = tuple(chain.from_iterable(_OTHERS))
+_OTHER_ENDS = list(accumulate(map(len, _OTHERS)))
+_OTHER_SPANS = tuple(map(slice, [0, *_OTHER_ENDS[:-1]], _OTHER_ENDS))  # of each, in the columns
 
 
-def _around(cells: dict[str, str]) -> tuple[str, ...]:
-    """The text of a CSV line with these `cells` around its `_RUNS`: before the first run,
-    between each two, and after the last (line end included)."""
-    first, *middle, last = ([cells[c] for c in group] for group in _OTHERS)
+def _around(cells: list[str]) -> tuple[str, ...]:
+    """The text of a CSV line with these cells of `_OTHER_COLUMNS` around its `_RUNS`: before the
+    first run, between each two, and after the last (line end included)."""
+    first, *middle, last = (cells[span] for span in _OTHER_SPANS)
     return (",".join([*first, ""]), *(",".join(["", *texts, ""]) for texts in middle),
             ",".join(["", *last]) + "\r\n")
 
 
-# Per meter: money, quantity and unit price as `_money` and `_unit_price` print them, then the
-# texts of the cost run and of the usage run (`_RUNS`) of its CSV line.
-_Figures = tuple[tuple[str, str, str, str, str], ...]
+# A day's figures as text (`_FigureTexts`): per meter (in `METERS` order) the texts of the cost
+# run and of the usage run (`_RUNS`) of its CSV line; then per Parquet figure (`_PARQUET_FIGURES`)
+# its text for each meter in turn. Flat, so that `itemgetter` takes a field from each day.
+_DayFigures = tuple[str, ...]
+# The Parquet file's figures, each parsed from its text, with its columns: money, quantity and
+# unit price as `_money` and `_unit_price` print them.
+_PARQUET_FIGURES = (_RUNS[0], ("ConsumedQuantity", "PricingQuantity"),
+                    ("ListUnitPrice", "ContractedUnitPrice"))
 
 
-def _figure_texts(text: _Text) -> Callable[[tuple[float, ...]], _Figures]:
-    """A day's sums as text, remembered by sums: a large estate's days repeat the same figures,
-    and each costs a round and a repr."""
-    units = [(text(cells["ConsumedUnit"]), text(cells["PricingUnit"]))
-             for cells in map(_meter_cells, range(len(METERS)))]
-    seen: dict[tuple[float, ...], _Figures] = {}
-    floats = (float,) * len(_FIGURES)
+def _csv_runs(meter: int) -> tuple[itemgetter[Any], itemgetter[Any]]:
+    """Where a `_DayFigures` holds this meter's cost run and usage run."""
+    return itemgetter(2 * meter), itemgetter(2 * meter + 1)
 
-    def texts(sums: tuple[float, ...]) -> _Figures:
-        # Only nonzero floats are remembered: 0.0 and -0.0 are one key but print differently,
-        # as are 5 and 5.0; equal nonzero floats are the same number.
-        remembered = 0.0 not in sums and all(map(isinstance, sums, floats))
-        shown = seen.get(sums) if remembered else None
-        if shown is None:
-            shown = ()
-            for (consumed, pricing), quantity, cost in zip(units, sums[::2], sums[1::2],
-                                                          strict=True):
-                money = _decimal_text(cost, _MONEY_PLACES)
-                amount = _decimal_text(quantity, _MONEY_PLACES)
-                price = _decimal_text(_rate(quantity, cost), _PRICE_PLACES)
-                shown += ((money, amount, price, ",".join((money,) * 4),
-                           ",".join((amount, consumed, amount, pricing, price, price))),)
-            if remembered:
-                if len(seen) >= 32_768:  # about 1 kB each
-                    seen.clear()
-                seen[sums] = shown
-        return shown
 
-    return texts
+def _parquet_figure(figure: int) -> itemgetter[Any]:
+    """Where a `_DayFigures` holds this Parquet figure, for each meter in turn."""
+    start = (2 + figure) * len(METERS)
+    return itemgetter(slice(start, start + len(METERS)))
+
+
+_Key = TypeVar("_Key")
+_Value = TypeVar("_Value")
+
+
+class _Memo(dict[_Key, _Value]):
+    """Values made by `make` once per key; looked up with `map(memo.__getitem__, keys)`, so that
+    a key seen before costs no Python call."""
+
+    def __init__(self, make: Callable[[_Key], _Value], limit: int) -> None:
+        super().__init__()
+        self._make, self._limit = make, limit
+
+    def __missing__(self, key: _Key) -> _Value:
+        if len(self) >= self._limit:
+            self.clear()
+        value = self[key] = self._make(key)
+        return value
+
+
+class _FigureTexts:
+    """Days' sums as the texts of their rows' figures, remembered by sums: a large estate's days
+    repeat the same figures, and each costs a round and a repr."""
+
+    def __init__(self, text: _Text) -> None:
+        self._units = [(text(cells["ConsumedUnit"]), text(cells["PricingUnit"]))
+                       for cells in map(_meter_cells, range(len(METERS)))]
+        self._seen = _Memo(self._texts, 32_768)  # about 1 kB each
+
+    def days(self, days: _Days) -> list[_DayFigures]:
+        """The figures of a job's days. Only plain sums are remembered (equal, they print the
+        same)."""
+        return list(map(self._seen.__getitem__ if days.plain else self._texts, days.sums))
+
+    def _texts(self, sums: tuple[float, ...]) -> _DayFigures:
+        """A day's figures, in the `_DayFigures` layout."""
+        runs: list[str] = []
+        figures = []
+        for (consumed, pricing), quantity, cost in zip(self._units, sums[::2], sums[1::2],
+                                                      strict=True):
+            money = _decimal_text(cost, _MONEY_PLACES)
+            amount = _decimal_text(quantity, _MONEY_PLACES)
+            price = _decimal_text(_rate(quantity, cost), _PRICE_PLACES)
+            runs += (f"{money},{money},{money},{money}",
+                     f"{amount},{consumed},{amount},{pricing},{price},{price}")
+            figures.append((money, amount, price))
+        return (*runs, *chain.from_iterable(zip(*figures, strict=True)))
+
+
+_STRINGS = {str, type(None)}
+
+
+class _UsageLines:
+    """A job's usage rows as CSV lines: the job's cells (with each meter's) formatted once,
+    around each row's runs (`_RUNS`), all joined by one `str.join` that interleaves them in C.
+    """
+
+    def __init__(self, text: _Text) -> None:
+        self._text = text
+        self._strings: _Memo[str | None, str] = _Memo(text, 200_000)
+        # Per meter, its own cells among `_OTHER_COLUMNS`: where, and their text.
+        self._meters = [[(_OTHER_COLUMNS.index(c), text(v)) for c, v in cells.items()
+                         if c in _OTHER_COLUMNS]
+                        for cells in map(_meter_cells, range(len(METERS)))]
+        # A day's four times: a scan covers some months of days.
+        self._times: _Memo[date, str] = _Memo(
+            lambda day: ",".join(map(text, _periods(day))), 100_000)
+
+    def __call__(self, shared: Row, days: _Days, figures: list[_DayFigures]) -> str:
+        values = list(map(shared.__getitem__, _OTHER_COLUMNS))
+        # Equal strings print the same: theirs are looked up in C, as most repeat on every job.
+        strings = set(map(type, values)) <= _STRINGS
+        texts: Callable[[Any], str] = self._strings.__getitem__ if strings else self._text
+        job = list(map(texts, values))
+        times = list(map(self._times.__getitem__, days.dates))
+        counts = list(map(str, days.runs))  # as `cell` writes an int
+        day: list[Iterable[str]] = []  # the texts of a day's lines, each over the days
+        for meter, (costs, usage) in zip(self._meters, map(_csv_runs, range(len(METERS))),
+                                         strict=True):
+            cells = job.copy()
+            for index, shown in meter:
+                cells[index] = shown
+            before, after_costs, after_times, after_usage, end = map(repeat, _around(cells))
+            day += (before, map(costs, figures), after_costs, times, after_times,
+                    map(usage, figures), after_usage, counts, end)
+        # As long as the days: the texts around the runs repeat.
+        return "".join(chain.from_iterable(zip(*day, strict=False)))
 
 
 def _csv_texts() -> _Text:
@@ -343,6 +438,8 @@ class _ParquetBatches:
 
     def __init__(self, writer: Any, schema: Any) -> None:
         self._writer, self._schema = writer, schema
+        self._day_of_row: Any = ()
+        self._meter_of_row: Any = ()
         self._start()
 
     def _start(self) -> None:
@@ -350,14 +447,14 @@ class _ParquetBatches:
         self._job: list[int] = []  # per day: the job (its number in the batch), date, runs
         self._dates: list[date] = []
         self._runs: list[int] = []
-        self._figures: list[_Figures] = []  # per day
+        self._figures: list[_DayFigures] = []  # per day
 
-    def add(self, shared: Row, days: list[_Day], figures: list[_Figures]) -> None:
+    def add(self, shared: Row, days: _Days, figures: list[_DayFigures]) -> None:
         """A job's days, with their figures as written to the CSV."""
-        self._job.extend([len(self._jobs)] * len(days))
+        self._job.extend([len(self._jobs)] * len(figures))
         self._jobs.append(shared)
-        self._dates.extend(map(itemgetter(0), days))
-        self._runs.extend(map(itemgetter(1), days))
+        self._dates.extend(days.dates)
+        self._runs.extend(days.runs)
         self._figures.extend(figures)
         if len(self._figures) * len(METERS) >= PARQUET_BATCH_ROWS:
             self._flush()
@@ -384,9 +481,7 @@ class _ParquetBatches:
                 return pa.repeat(pa.scalar(values[0], kind), len(of_row))
             return pa.array(values, kind).take(of_row)
 
-        meters, days = len(METERS), len(self._figures)
-        day = pa.array(sorted(list(range(days)) * meters))  # each row's day: 0, 0, 1, 1, ...
-        meter = pa.array(list(range(meters)) * days)
+        day, meter = self._rows_of(len(self._figures))
         dates = pa.array(self._dates, pa.date32()).dictionary_encode()
         date_of_row = dates.indices.take(day)
         times = [_periods(d) for d in dates.dictionary.to_pylist()]
@@ -394,13 +489,8 @@ class _ParquetBatches:
         for index, column in enumerate(_RUNS[1]):
             arrays[column] = spread(column, [moments[index] for moments in times],
                                     date_of_row)
-        # Each row's meter's figures, parsed from their text: exactly the CSV's decimals.
-        rows = list(chain.from_iterable(self._figures))
-        for field, columns in enumerate((_RUNS[0], ("ConsumedQuantity", "PricingQuantity"),
-                                         ("ListUnitPrice", "ContractedUnitPrice"))):
-            texts = pa.array(list(map(itemgetter(field), rows)), pa.string())
-            arrays.update(dict.fromkeys(columns, texts.cast(self._schema.field(columns[0]).type)))
-        cells = [_meter_cells(m) for m in range(meters)]
+        arrays.update(self._figure_arrays(day, meter))
+        cells = [_meter_cells(m) for m in range(len(METERS))]
         for column in cells[0]:
             arrays[column] = spread(column, [c[column] for c in cells], meter)
         job = pa.array(self._job).take(day)
@@ -410,6 +500,41 @@ class _ParquetBatches:
         self._writer.write_table(pa.Table.from_arrays([arrays[c] for c in COLUMNS],
                                                       schema=self._schema))
         self._start()
+
+    def _rows_of(self, days: int) -> tuple[Any, Any]:
+        """Each row's day (0, 0, 1, 1, ...) and meter (0, 1, 0, 1, ...) in a batch of `days`
+        days: the same in every batch, so built once for the longest and sliced (for nothing).
+        """
+        import pyarrow as pa
+
+        meters = len(METERS)
+        if len(self._day_of_row) < days * meters:
+            # A batch passes its size by the rows of the job that fills it.
+            longest = max(days, 2 * PARQUET_BATCH_ROWS // meters)
+            self._day_of_row = pa.array(sorted(list(range(longest)) * meters))
+            self._meter_of_row = pa.array(list(range(meters)) * longest)
+        return self._day_of_row[:days * meters], self._meter_of_row[:days * meters]
+
+    def _figure_arrays(self, day: Any, meter: Any) -> dict[str, Any]:
+        """The figure columns, parsed from their text: exactly the CSV's decimals. Days repeat
+        their figures, remembered (`_FigureTexts`): each distinct texts, told apart by identity
+        (cheaper than by value), are parsed once, then spread over the rows."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        ids = list(map(id, self._figures))
+        numbered = pa.array(ids, pa.int64()).dictionary_encode()  # each day's among the distinct
+        by_id = dict(zip(ids, self._figures, strict=True))
+        distinct = list(map(by_id.__getitem__, numbered.dictionary.to_pylist()))
+        # Each row's place among the distinct days' rows, each day's meter by meter.
+        of_row = pc.add(pc.multiply(numbered.indices.take(day), len(METERS)), meter)
+        arrays = {}
+        for figure, columns in enumerate(_PARQUET_FIGURES):
+            of_days = map(_parquet_figure(figure), distinct)
+            texts = pa.array(list(chain.from_iterable(of_days)), pa.string())
+            parsed = texts.cast(self._schema.field(columns[0]).type).take(of_row)
+            arrays.update(dict.fromkeys(columns, parsed))
+        return arrays
 
 
 def _parquet_batches(stack: ExitStack, path: Path) -> _ParquetBatches | None:
