@@ -151,7 +151,7 @@ _LINES_PER_PARSE = 4096
 # reads the first part and a forked one the rest. OWN_SHARE is this process's part: it also
 # takes in what the other sends back.
 SPLIT_BYTES = 32 * 1024 * 1024
-_OWN_SHARE = 0.55
+_OWN_SHARE = 0.6
 
 
 def _rows_by_line(path: Path, name: str, snapshot: RawSnapshot) -> Any:
