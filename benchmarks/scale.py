@@ -1,5 +1,6 @@
 """Scale benchmark: a full live scan of a synthetic estate at Azure's real throttle limits.
 
+    python benchmarks/scale.py                  # the same as python -m benchmarks.scale
     python -m benchmarks.scale                  # 20,000 jobs / 400 subscriptions / 90 days,
                                                 # then 2,000 / 40 to show the growth
     python -m benchmarks.scale --quick          # 2,000 / 40 / 30 days, then 200 / 4
@@ -43,6 +44,9 @@ from datetime import timedelta
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
+
+if not __package__:  # run as `python benchmarks/scale.py`: import from the repository root
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.synthetic import AS_OF, Spec, build
 
