@@ -18,6 +18,7 @@ exactly as a cell written by openpyxl (value, type, style, quote prefix, number 
 
 from __future__ import annotations
 
+import operator
 import re
 import shutil
 import tempfile
@@ -27,7 +28,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import partial
-from itertools import islice, repeat
+from itertools import chain, islice, repeat
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,8 @@ from reports.sanitize import is_formula_like
 
 # workbook._cell(sheet, value, kind): the openpyxl cell a value of that kind becomes.
 MakeCell = Callable[[Any, Any, Any], Any]
-# workbook._shown(value): the value as a cell holds it (visible text, cut; naive UTC times).
+# workbook._shown(value): the value as a cell holds it (visible text, cut; naive UTC times). It
+# leaves a value it has shown as it is: `_Cells._text` relies on that.
 Shown = Callable[[Any], Any]
 
 RELATIONSHIPS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
@@ -57,7 +59,9 @@ _ROW = b"\0"
 _KEPT = 50_000  # cached cells per column, at most: a column of unique values must not grow
 _BATCH = 2_000  # rows rendered and written at a time, and shared strings too
 
-_ESCAPE_ATTRIBUTE = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"})
+# What XML text escapes, "&" first; an attribute value escapes '"' too.
+_ESCAPES = (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"))
+_QUOTE = ('"', "&quot;")
 # What XML 1.0 cannot hold beyond the controls `sanitize.visible` already shows: lone
 # surrogates (JSON may carry them) and the two non-characters.
 _NOT_XML = re.compile("[\ud800-\udfff\ufffe\uffff]")
@@ -90,53 +94,88 @@ def _state(book: Workbook) -> _Pending:
     return state
 
 
-def _text(value: str) -> str:
-    if not value.isascii():
-        value = _NOT_XML.sub("\N{REPLACEMENT CHARACTER}", value)
-    if "&" in value:  # str.replace is many times faster than str.translate with a table
-        value = value.replace("&", "&amp;")
-    if "<" in value:
-        value = value.replace("<", "&lt;")
-    if ">" in value:
-        value = value.replace(">", "&gt;")
-    return value
-
-
-def _number(value: float) -> str:
-    return f"{value:.16g}"  # as openpyxl's safe_string writes numbers
-
-
 class _Cells(dict[Any, bytes]):
     """One column's cells by value, as UTF-8 markup with `_ROW` where the row number goes, made
     on first sight: most values repeat (checks, statuses, owners, subscriptions, and a job's
-    cells on each of its result rows). Text and None are kept in the dict itself; integers
-    (counts, timeouts) apart, as 1, 1.0 and True are one key but three different cells; other
-    values are made each time."""
+    cells on each of its result rows). Text and None are kept in the dict itself, so a repeat
+    costs no Python code; integers (counts, timeouts) apart, as 1, 1.0 and True are one key but
+    three different cells, and floats apart by their exact hex form, as -0.0 and 0.0 are one
+    key too; times are made each time (nearly every one differs)."""
 
-    def __init__(self, letter: str, rest: Callable[[Any], str]) -> None:
+    def __init__(self, letter: str, kind: Any, sheet: Any, state: _Pending, make_cell: MakeCell,
+                 shown: Shown) -> None:
         super().__init__()
         self.letter = letter
-        self.start = f'<c r="{letter}\0"'
-        self.rest = rest
+        self.kind = kind
+        self.sheet = sheet
+        self.state = state
+        self.make_cell = make_cell
+        self.shown = shown
         self.integers: dict[int, bytes] = {}
+        self.floats: dict[str, bytes] = {}
+        self.starts: dict[tuple[Any, ...], bytes] = {}  # see `_style`
 
     def __missing__(self, original: Any) -> bytes:
         kept: dict[Any, bytes]
+        key: Any
         if original is None or type(original) is str:
-            kept = self
+            kept, key = self, original
         elif type(original) is int:
-            kept = self.integers
+            kept, key = self.integers, original
+        elif type(original) is float:
+            kept, key = self.floats, original.hex()
         else:
-            return self._markup(original)
-        markup = kept.get(original)
+            return self._made(original)
+        markup = kept.get(key)
         if markup is None:
             if len(kept) >= _KEPT:
                 kept.clear()
-            markup = kept[original] = self._markup(original)
+            markup = kept[key] = (self._text(original) if type(original) is str
+                                  else b"" if original is None else self._made(original))
         return markup
 
-    def _markup(self, original: Any) -> bytes:
-        return b"" if original is None else (self.start + self.rest(original)).encode("utf-8")
+    def _text(self, original: str) -> bytes:
+        """A text cell: a shared string. A text already shared is its own shown form (`Shown`
+        changes nothing twice), so the names and ids that fill a column on several sheets are
+        shown once."""
+        strings = self.state.strings
+        index = strings.get(original)
+        value = original
+        if index is None:
+            value = self.shown(original)
+            index = strings.setdefault(value, len(strings)) if value else None
+        key = ("s", value if self.kind == "severity" else "", is_formula_like(value))
+        start = self.starts.get(key) or self._style(key, original)
+        if index is None:
+            return start + b' t="inlineStr"/>'  # as openpyxl writes an empty string
+        return start + b' t="s"><v>%d</v></c>' % index
+
+    def _made(self, original: Any) -> bytes:
+        """A number, truth value, date or time cell."""
+        value = self.shown(original)
+        key: tuple[Any, ...]
+        if isinstance(value, bool):
+            key, body = (bool,), b' t="b"><v>%d</v></c>' % value
+        elif isinstance(value, datetime | date):
+            key = ("d" if isinstance(value, datetime) else "day",)
+            body = b' t="n"><v>%s</v></c>' % _number(to_excel(value))
+        else:
+            key, body = (type(value),), b' t="n"><v>%s</v></c>' % _number(value)
+        return (self.starts.get(key) or self._style(key, original)) + body
+
+    def _style(self, key: tuple[Any, ...], original: Any) -> bytes:
+        """The markup of a cell with `key` up to its style index: cells of one kind with the
+        same key share the style of the cell `make_cell` makes of the first of them."""
+        styles, kind_key = self.state.styles, (self.kind, *key)
+        style = styles.get(kind_key)
+        if style is None:
+            style = styles[kind_key] = self.make_cell(self.sheet, original, self.kind).style_id
+        start = self.starts[key] = f'<c r="{self.letter}\0" s="{style}"'.encode()
+        return start
+
+
+def _number(value: float) -> bytes:
+    return f"{value:.16g}".encode()  # as openpyxl's safe_string writes numbers
 
 
 def write_rows(book: Workbook, sheet: Any, rows: Iterable[Sequence[Any]], kinds: Sequence[Any],
@@ -148,8 +187,7 @@ def write_rows(book: Workbook, sheet: Any, rows: Iterable[Sequence[Any]], kinds:
     row those joined with its number put in, all without Python code per cell or row (a large
     estate has millions of cells)."""
     state = _state(book)
-    columns = [_Cells(get_column_letter(index),
-                      partial(_rest, sheet, kind, state, make_cell, shown))
+    columns = [_Cells(get_column_letter(index), kind, sheet, state, make_cell, shown)
                for index, kind in enumerate(kinds, start=1)]
     linked = [index for index, kind in enumerate(kinds) if kind == "url"]
     rows_file = _Rows(sheet, state.folder / f"sheet-rows-{len(state.sheets)}.xml", [])
@@ -177,30 +215,6 @@ def _links(letter: str, values: Iterable[Any], first: int,
         target = None if original is None else shown(original)
         if isinstance(target, str) and target:
             yield f"{letter}{number}", target
-
-
-def _rest(sheet: Any, kind: Any, state: _Pending, make_cell: MakeCell, shown: Shown,
-          original: Any) -> str:
-    """A cell's markup after its reference: style, type and value."""
-    value = shown(original)
-    if isinstance(value, str):
-        key: tuple[Any, ...] = (kind, "s", value if kind == "severity" else "",
-                                is_formula_like(value))
-        if value:
-            body = f' t="s"><v>{state.strings.setdefault(value, len(state.strings))}</v></c>'
-        else:
-            body = ' t="inlineStr"/>'  # as openpyxl writes an empty string
-    elif isinstance(value, bool):
-        key, body = (kind, bool), f' t="b"><v>{int(value)}</v></c>'
-    elif isinstance(value, datetime | date):
-        key = (kind, "d" if isinstance(value, datetime) else "day")
-        body = f' t="n"><v>{_number(to_excel(value))}</v></c>'
-    else:
-        key, body = (kind, type(value)), f' t="n"><v>{_number(value)}</v></c>'
-    style = state.styles.get(key)
-    if style is None:
-        style = state.styles[key] = make_cell(sheet, original, kind).style_id
-    return f' s="{style}"{body}'
 
 
 def splice(book: Workbook, path: Path) -> None:
@@ -282,10 +296,10 @@ def _insert_links(tail: str, links: str) -> str:
 
 
 def _with_links(markup: str, rows: _Rows) -> str:
+    targets = _escaped([target for _ref, target in rows.links], _QUOTE)
     relationships = "".join(
-        f'<Relationship Type="{HYPERLINK}" Target="{_text_attribute(target)}" '
-        f'TargetMode="External" Id="{_link_id(i)}"/>'
-        for i, (_ref, target) in enumerate(rows.links, start=1))
+        f'<Relationship Type="{HYPERLINK}" Target="{target}" TargetMode="External" '
+        f'Id="{_link_id(i)}"/>' for i, target in enumerate(targets, start=1))
     return _insert_before("</Relationships>", relationships, markup)
 
 
@@ -300,16 +314,26 @@ def _write_strings(strings: dict[str, int], target: zipfile.ZipFile) -> None:
     with target.open(STRINGS_PART, "w", force_zip64=True) as out:
         out.write(f'<sst xmlns="{SPREADSHEET}" uniqueCount="{len(strings)}">'.encode())
         while batch := list(islice(remaining, _BATCH)):
-            out.write("".join(map(_string_item, batch)).encode("utf-8"))
+            out.write(_string_items(batch).encode("utf-8"))
         out.write(b"</sst>")
 
 
-def _string_item(value: str) -> str:
-    space = ' xml:space="preserve"' if value != value.strip() else ""
-    return f"<si><t{space}>{_text(value)}</t></si>"
+def _string_items(texts: list[str]) -> str:
+    """The `<si>` elements of `texts`, made by C loops (`map`) rather than Python code per
+    text: a large estate has hundreds of thousands. Outer spaces are kept only when told to."""
+    spaced = map(operator.ne, texts, map(str.strip, texts))
+    starts = map(('<si><t>', '<si><t xml:space="preserve">').__getitem__, spaced)
+    return "".join(chain.from_iterable(zip(starts, _escaped(texts), repeat("</t></si>"))))
 
 
-def _text_attribute(value: str) -> str:
-    if not value.isascii():
-        value = _NOT_XML.sub("\N{REPLACEMENT CHARACTER}", value)
-    return value.translate(_ESCAPE_ATTRIBUTE)
+def _escaped(texts: list[str], *more: tuple[str, str]) -> Iterator[str]:
+    """`texts` as XML text, or with `_QUOTE` in `more` as attribute values. Each escape is
+    looked for in all the texts at once: most texts need none."""
+    joined = "".join(texts)
+    escaped: Iterator[str] = iter(texts)
+    if not joined.isascii():
+        escaped = map(_NOT_XML.sub, repeat("\N{REPLACEMENT CHARACTER}"), escaped)
+    for old, new in (*_ESCAPES, *more):
+        if old in joined:
+            escaped = map(str.replace, escaped, repeat(old), repeat(new))
+    return escaped
