@@ -75,7 +75,16 @@ def history_source(report: ScanReport, job: Job) -> str:
 
 
 def health(report: ScanReport) -> list[Health]:
-    """Per job, over the cost window (the history the scan read)."""
+    """Per job, over the cost window (the history the scan read); worked out once per report
+    (report.md and the workbook both show it: a large estate has hundreds of thousands of
+    executions)."""
+    if "health" not in report.memo:
+        report.memo["health"] = _health(report)
+    rows: list[Health] = report.memo["health"]
+    return rows
+
+
+def _health(report: ScanReport) -> list[Health]:
     window = report.cost
     rows = []
     for job in report.estate.jobs:
