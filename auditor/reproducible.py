@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import datetime
@@ -29,12 +30,14 @@ SCAN_NAMESPACE = uuid.UUID("5b0f6a57-3c52-4d1e-9a0b-7e2f1c9d4a38")
 
 def folder_digest(folder: Path) -> list[list[Any]]:
     """[relative path, size, SHA-256] of every file below `folder`, sorted by path."""
-    entries = []
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        with path.open("rb") as handle:
-            digest = hashlib.file_digest(handle, "sha256").hexdigest()
-        entries.append([path.relative_to(folder).as_posix(), path.stat().st_size, digest])
-    return entries
+    return [[path.relative_to(folder).as_posix(), *file_digest(path)]
+            for path in sorted(p for p in folder.rglob("*") if p.is_file())]
+
+
+def file_digest(path: Path) -> tuple[int, str]:
+    """Size and SHA-256 of a file, both of the bytes read."""
+    with path.open("rb") as handle:
+        return os.fstat(handle.fileno()).st_size, hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def scan_id(*, tool_version: str, settings_digest: str, source: str, scope: Mapping[str, Any],

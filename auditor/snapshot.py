@@ -14,7 +14,6 @@ import json
 import multiprocessing
 import os
 import re
-import signal
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -28,6 +27,7 @@ import orjson
 
 from auditor.coverage import Coverage, Gap, Read
 from auditor.errors import InputError
+from auditor.forking import as_forked_helper, available_processes
 
 JOBS = "microsoft.app/jobs"
 ENVIRONMENTS = "microsoft.app/managedenvironments"
@@ -250,7 +250,7 @@ class _OtherPart:
         """The other process, when the file is large, its first row is of a converted type and
         a second CPU and fork are available; else None (this process reads it all)."""
         size = path.stat().st_size
-        if size - rows_start < SPLIT_BYTES or not snapshot.convert or _cpus() < 2:
+        if size - rows_start < SPLIT_BYTES or not snapshot.convert or available_processes() < 2:
             return None
         with path.open("rb") as lines:
             lines.seek(rows_start)
@@ -291,20 +291,10 @@ class _OtherPart:
         self._receive.close()
 
 
-def _cpus() -> int:
-    if "fork" not in multiprocessing.get_all_start_methods():
-        return 1
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
 def _read_part(path: Path, name: str, convert: Mapping[str, Convert], split: int,
                send: Connection) -> None:
     """In the forked process: the rows from `split` to the end of the rows, or None."""
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the scan's to handle
+    as_forked_helper()
     part = RawSnapshot(convert=convert)
     try:
         with path.open("rb") as lines:

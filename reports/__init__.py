@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 from pathlib import Path
 
+from auditor.forking import available_processes
 from auditor.results import ScanReport
 from reports.csv_report import write_csv
 from reports.focus import write_focus
@@ -16,7 +17,7 @@ from reports.owners import write_owner_reports
 from reports.sarif import write_sarif
 from reports.tables import finding_records
 from reports.workbook import write_workbook
-from reports.workers import Worker, Writer, available_processes, write_each
+from reports.workers import Worker, Writer, write_each
 
 # The writers, in two groups of about equal work on a large estate: with a second CPU the
 # second group runs in a worker process while the scan writes the first.

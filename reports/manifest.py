@@ -12,12 +12,11 @@ when no history store was kept. An edited or removed period breaks the chain, wh
 
 from __future__ import annotations
 
-import hashlib
-import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from auditor.reproducible import file_digest
 from auditor.results import ScanReport
 from auditor.snapshot import write_json_atomic
 from reports.tables import counts, iso_utc, jsonable
@@ -34,12 +33,7 @@ def digests(paths: Iterable[Path], folder: Path) -> dict[str, tuple[int, str]]:
     """Size and SHA-256 of files just written: a report worker hashes its own files while the
     scan still writes others (a large estate's reports are over a gigabyte), and the manifest
     does not read them again."""
-    return {path.relative_to(folder).as_posix(): _digest(path) for path in paths}
-
-
-def _digest(path: Path) -> tuple[int, str]:
-    with path.open("rb") as handle:
-        return os.fstat(handle.fileno()).st_size, hashlib.file_digest(handle, "sha256").hexdigest()
+    return {path.relative_to(folder).as_posix(): file_digest(path) for path in paths}
 
 
 def file_entries(folder: Path, known: Digests | None = None) -> list[dict[str, Any]]:
@@ -53,7 +47,7 @@ def file_entries(folder: Path, known: Digests | None = None) -> list[dict[str, A
             continue
         size, digest = known.get(name, (-1, ""))
         if size != path.stat().st_size:
-            size, digest = _digest(path)
+            size, digest = file_digest(path)
         entries.append({"path": name, "bytes": size, "sha256": digest})
     return sorted(entries, key=lambda e: str(e["path"]))
 

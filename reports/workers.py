@@ -10,15 +10,14 @@ anything fails, so nothing is half-written when the staging folder is discarded.
 
 from __future__ import annotations
 
-import os
 import pickle
-import signal
 import traceback
 from collections.abc import Callable, Sequence
-from multiprocessing import get_all_start_methods, get_context
+from multiprocessing import get_context
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+from auditor.forking import as_forked_helper
 from auditor.results import ScanReport
 from reports.manifest import Digests, digests
 
@@ -32,17 +31,6 @@ def write_each(writers: Sequence[Writer], report: ScanReport, folder: Path) -> l
         paths = write(report, folder)
         written.extend(paths if isinstance(paths, list) else [paths])
     return written
-
-
-def available_processes() -> int:
-    """How many processes report writing may use: the CPUs this process may run on, when the
-    platform can fork (elsewhere the scan writes every report itself)."""
-    if "fork" not in get_all_start_methods():
-        return 1
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 class WorkerFailed(RuntimeError):
@@ -86,10 +74,7 @@ class Worker:
 
 
 def _run(writers: Sequence[Writer], report: ScanReport, folder: Path, send: Connection) -> None:
-    # The scan's handlers turn signals into exceptions for the scan's own cleanup; the worker
-    # has nothing to clean up: SIGTERM ends it, Ctrl-C is the scan's to handle.
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    as_forked_helper()
     try:
         paths = write_each(writers, report, folder)
         send.send(("ok", ([str(p) for p in paths], digests(paths, folder))))

@@ -223,7 +223,7 @@ def _execution_row(number: int) -> dict[str, Any]:
 
 def _read_by_two(monkeypatch: pytest.MonkeyPatch, share: float) -> list[int]:
     """Have every large-enough file read by two processes; the splits made, as a list."""
-    if snapshot._cpus() < 2:
+    if snapshot.available_processes() < 2:
         pytest.skip("the second reader needs fork and a second CPU")
     monkeypatch.setattr(snapshot, "SPLIT_BYTES", 1)
     monkeypatch.setattr(snapshot, "_OWN_SHARE", share)
