@@ -36,6 +36,8 @@ from reports.manifest import FILE_NAME as MANIFEST_FILE
 
 if TYPE_CHECKING:
     from auditor.shards import MergePlan, Shard
+    from reports.finops import Priced
+    from reports.workers import Worker
 
 SNAPSHOT_DIR = "snapshot"
 SAMPLE_WAIVERS = "waivers.toml"
@@ -95,6 +97,7 @@ def _rare_collections() -> Iterator[None]:
     try:
         yield
     finally:
+        gc.unfreeze()  # what the report workers froze, should the scan fail before they end
         gc.set_threshold(*thresholds)
 
 
@@ -104,6 +107,7 @@ def _run(request: ScanRequest, clock: Callable[[], datetime], progress: Stage,
     catalogue = checks.catalogue()
     waivers = _waivers(request, [c.id for c in catalogue])
     staging = staging_folder(request.out)
+    early: Worker[Priced] | None = None
     try:
         evidence = staging / SNAPSHOT_DIR
         progress("collect")
@@ -121,6 +125,9 @@ def _run(request: ScanRequest, clock: Callable[[], datetime], progress: Stage,
         cost = price(estate, request.settings.cost, since, until)
         if request.actual_cost:
             cost = replace(cost, actual=load_actual_costs(request.actual_cost, since, until))
+        # The cost export needs no check: with a second CPU it is written while they run.
+        early = reports.start_early(reports.PricedEstate(request.settings, cost), staging,
+                                    processes=request.report_processes)
         results, reviews = apply_waivers(
             evaluate(estate, active, request.settings.policy, as_of, cost), waivers, as_of)
         evidence_files = folder_digest(evidence) if evidence.is_dir() else []
@@ -147,9 +154,11 @@ def _run(request: ScanRequest, clock: Callable[[], datetime], progress: Stage,
         progress("report")
         reports.write_all(report, staging, processes=request.report_processes,
                           known={f"{SNAPSHOT_DIR}/{path}": (size, digest)
-                                 for path, size, digest in info.evidence_files})
+                                 for path, size, digest in info.evidence_files}, early=early)
         publish(staging, request.out)
     except BaseException:
+        if early is not None:  # before the folder it writes into is discarded
+            early.stop()
         discard(staging)
         raise
     if report.history is not None and request.history is not None:

@@ -12,12 +12,13 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from auditor.cost import (
     ALLOCATION,
     UNALLOCATED,
     Anomaly,
+    CostView,
     FreeGrant,
     JobCost,
     ProfileCost,
@@ -27,9 +28,28 @@ from auditor.cost import (
 )
 from auditor.model import Execution, Job
 from auditor.results import ScanReport
+from auditor.settings import Settings
 from reports.tables import Column, Table
 
 T = TypeVar("T")
+
+
+class Priced(Protocol):
+    """What the cost figures per job and the free grants read: a ScanReport, or the scan's
+    priced estate before its checks have run (`PricedEstate`, for the cost export that starts
+    early: reports.start_early)."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def cost(self) -> CostView | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PricedEstate:
+    settings: Settings
+    cost: CostView | None
 
 
 def _table(title: str, columns: tuple[Column[T], ...], items: Iterable[T]) -> Table:
@@ -144,7 +164,7 @@ class OwnerCost:
     share: float | None
 
 
-def job_cost_rows(report: ScanReport) -> list[JobCost]:
+def job_cost_rows(report: Priced) -> list[JobCost]:
     if report.cost is None:
         return []
     return sorted(report.cost.jobs.values(), key=lambda c: (-c.total, c.job.name))
@@ -164,7 +184,7 @@ def by_owner(report: ScanReport) -> list[OwnerCost]:
     return sorted(rows, key=lambda r: (-r.cost, r.owner))
 
 
-def grants(report: ScanReport) -> list[FreeGrant]:
+def grants(report: Priced) -> list[FreeGrant]:
     if report.cost is None:
         return []
     rates = report.settings.cost

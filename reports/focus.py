@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
 from auditor.cost import ALLOCATION, JobCost
-from auditor.results import ScanReport
 from reports import finops
 from reports.atomic import replacing
 from reports.csv_report import ENCODING, cell
+from reports.finops import Priced
 
 CSV_NAME = "cost.csv"
 PARQUET_BATCH_ROWS = 65_536
@@ -116,7 +116,7 @@ class _Days(NamedTuple):
     plain: bool  # whether every sum is a nonzero float (`_plain`)
 
 
-def rows(report: ScanReport) -> Iterator[Row]:
+def rows(report: Priced) -> Iterator[Row]:
     """FOCUS rows: usage per job, day and meter, then the free-grant credits."""
     for shared, days in _jobs(report):
         for day, runs, sums in zip(days.dates, days.runs, days.sums, strict=True):
@@ -135,7 +135,7 @@ def rows(report: ScanReport) -> Iterator[Row]:
     yield from _credits(report)
 
 
-def _jobs(report: ScanReport) -> Iterator[tuple[Row, _Days]]:
+def _jobs(report: Priced) -> Iterator[tuple[Row, _Days]]:
     """Per priced job with executions (the others have no rows), what all its rows share (the
     per-row columns None) and its days."""
     view = report.cost
@@ -205,7 +205,7 @@ def _plain(figures: list[tuple[float, ...]]) -> bool:
     return all(map(all, figures)) and set(map(type, chain.from_iterable(figures))) <= {float}
 
 
-def _credits(report: ScanReport) -> Iterator[Row]:
+def _credits(report: Priced) -> Iterator[Row]:
     currency = report.settings.cost.currency
     for grant in finops.grants(report):
         start, end = _month(date.fromisoformat(f"{grant.month}-01"))
@@ -221,7 +221,7 @@ def _credits(report: ScanReport) -> Iterator[Row]:
                "SubAccountId": grant.subscription_id, "x_EstimationMethod": "free-grant"}
 
 
-def write_focus(report: ScanReport, folder: Path) -> list[Path]:
+def write_focus(report: Priced, folder: Path) -> list[Path]:
     """cost.csv always (empty of rows when nothing was priced); cost.parquet with pyarrow.
 
     The lines are `rows` as the csv module writes them, but a large estate has a million rows:

@@ -16,15 +16,16 @@ from collections.abc import Callable, Sequence
 from multiprocessing import get_context
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from auditor.forking import as_forked_helper
-from auditor.results import ScanReport
 from reports.manifest import Digests, digests
 
-Writer = Callable[[ScanReport, Path], Path | list[Path]]
+R = TypeVar("R")  # what writers read: a ScanReport, or (reports.EARLY) the priced estate
+Writer = Callable[[R, Path], Path | list[Path]]
 
 
-def write_each(writers: Sequence[Writer], report: ScanReport, folder: Path) -> list[Path]:
+def write_each(writers: Sequence[Writer[R]], report: R, folder: Path) -> list[Path]:
     """Run `writers` in turn; the paths they wrote, in order."""
     written: list[Path] = []
     for write in writers:
@@ -37,10 +38,10 @@ class WorkerFailed(RuntimeError):
     """The worker stopped without saying why (killed, out of memory)."""
 
 
-class Worker:
+class Worker(Generic[R]):
     """One forked process running `writers` over `report`; `result()` waits for it."""
 
-    def __init__(self, writers: Sequence[Writer], report: ScanReport, folder: Path) -> None:
+    def __init__(self, writers: Sequence[Writer[R]], report: R, folder: Path) -> None:
         context = get_context("fork")
         self._receive, send = context.Pipe(duplex=False)
         self._process = context.Process(target=_run, args=(writers, report, folder, send),
@@ -73,7 +74,7 @@ class Worker:
         self._receive.close()
 
 
-def _run(writers: Sequence[Writer], report: ScanReport, folder: Path, send: Connection) -> None:
+def _run(writers: Sequence[Writer[R]], report: R, folder: Path, send: Connection) -> None:
     as_forked_helper()
     try:
         paths = write_each(writers, report, folder)

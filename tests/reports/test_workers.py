@@ -12,8 +12,12 @@ from pathlib import Path
 
 import pytest
 
+import auditor.scan
 import reports
 from auditor.results import ScanReport
+from auditor.scan import ScanRequest, run_scan
+from auditor.settings import load_settings
+from reports.finops import PricedEstate
 from reports.manifest import file_entries
 from reports.workers import WorkerFailed
 
@@ -27,11 +31,28 @@ def _staging(root: Path, name: str) -> Path:
     return folder
 
 
-def test_a_worker_writes_the_same_files_as_one_process(make_report: MakeReport,
-                                                       tmp_path: Path) -> None:
+def _early(report: ScanReport, folder: Path) -> reports.Worker[reports.Priced] | None:
+    return reports.start_early(PricedEstate(report.settings, report.cost), folder, processes=2)
+
+
+@pytest.fixture(scope="module")
+def sample_report(tmp_path_factory: pytest.TempPathFactory) -> ScanReport:
+    """The sample estate, priced: the cost export has rows to write."""
+    out = tmp_path_factory.mktemp("sample") / "out"
+    report = run_scan(ScanRequest(source="sample", out=out, settings=load_settings(),
+                                  report_processes=1))
+    assert report.cost is not None and report.cost.jobs
+    return report
+
+
+@pytest.mark.parametrize("early", [False, True], ids=["cost-export-later", "cost-export-early"])
+def test_a_worker_writes_the_same_files_as_one_process(sample_report: ScanReport,
+                                                       tmp_path: Path, early: bool) -> None:
     alone, shared = _staging(tmp_path, "alone"), _staging(tmp_path, "shared")
-    written_alone = reports.write_all(make_report(), alone, processes=1)
-    written_shared = reports.write_all(make_report(), shared, processes=2)
+    written_alone = reports.write_all(sample_report, alone, processes=1)
+    written_shared = reports.write_all(
+        sample_report, shared, processes=2,
+        early=_early(sample_report, shared) if early else None)
     assert [p.relative_to(alone) for p in written_alone] == [
         p.relative_to(shared) for p in written_shared]
     entries = {e["path"]: e["sha256"] for e in file_entries(alone)}
@@ -96,3 +117,43 @@ def test_a_failing_scan_stops_its_worker(make_report: MakeReport, folder: Path,
     with pytest.raises(KeyboardInterrupt):
         reports.write_all(make_report(), folder, processes=2)
     assert not multiprocessing.active_children()
+
+
+def test_the_early_workers_error_is_raised_by_the_scan(make_report: MakeReport, folder: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(reports, "EARLY", (_disk_full,))
+    report = make_report()
+    early = _early(report, folder)
+    assert early is not None
+    with pytest.raises(OSError, match="No space left"):
+        reports.write_all(report, folder, processes=2, early=early)
+    assert (folder / "report.html").exists()  # the other reports were written meanwhile
+    assert not (folder / "manifest.json").exists()
+    assert not multiprocessing.active_children()
+
+
+def test_a_scan_failing_in_its_checks_stops_the_early_worker(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch
+                                                             ) -> None:
+    started = tmp_path / "early-started"  # outside the staging folder, which is discarded
+
+    def slow(report: object, folder: Path) -> Path:
+        started.touch()
+        signal.pause()  # until stopped
+        raise AssertionError("unreachable")
+
+    def checks_fail(*args: object, **kwargs: object) -> None:
+        deadline = time.monotonic() + 30
+        while not started.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(reports, "EARLY", (slow,))
+    monkeypatch.setattr(auditor.scan, "evaluate", checks_fail)
+    monkeypatch.setattr(reports, "available_processes", lambda: 2)
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        run_scan(ScanRequest(source="sample", out=out, settings=load_settings()))
+    assert started.exists(), "the early worker had started"
+    assert not multiprocessing.active_children()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["early-started"]  # nothing staged
