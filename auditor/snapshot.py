@@ -444,13 +444,15 @@ def _combined(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
     return {**first, "history": {**a, "sources": sources, "window": window}}
 
 
-def write_json_atomic(path: Path, document: Any, *, private: bool = False) -> None:
-    """Write via a temporary file and rename, so a reader never sees half a file."""
+def write_json_atomic(path: Path, document: Any, *, private: bool = False,
+                      texts: Iterable[bytes | memoryview] | None = None) -> None:
+    """Write via a temporary file and rename, so a reader never sees half a file. `texts`:
+    the rows of `document["data"]`, already encoded (`write_row_texts`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as out:
-            _dump(document, out)
+            _dump(document, out, texts)
             out.write(b"\n")
         os.chmod(tmp, 0o600 if private else 0o644)
         os.replace(tmp, path)
@@ -465,13 +467,17 @@ def write_json_atomic(path: Path, document: Any, *, private: bool = False) -> No
 _ORJSON = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
-def _dump(document: Any, out: BinaryIO) -> None:
+def _dump(document: Any, out: BinaryIO, texts: Iterable[bytes | memoryview] | None = None
+          ) -> None:
     """Indented JSON, except that rows (a `data` array) are written one per line, the layout
-    `_rows_by_line` reads back a chunk at a time."""
+    `_rows_by_line` reads back a chunk at a time. `texts`: the rows already encoded, each text
+    one row or several joined by ROW_SEPARATOR (`data` then only holds their place)."""
     rows = document.get("data") if isinstance(document, dict) else None
-    if not isinstance(rows, list) or not rows:
-        out.write(_encoded(document, orjson.OPT_INDENT_2))
-        return
+    if texts is None:
+        if not isinstance(rows, list) or not rows:
+            out.write(_encoded(document, orjson.OPT_INDENT_2))
+            return
+        texts = _row_texts(rows)
     out.write(b"{")
     for index, (key, value) in enumerate(document.items()):
         out.write(b"%s\n%s: " % (b"," if index else b"", _encoded(str(key), 0)))
@@ -479,11 +485,28 @@ def _dump(document: Any, out: BinaryIO) -> None:
             out.write(_encoded(value, 0))
             continue
         out.write(b"[")
-        for start in range(0, len(rows), 1024):  # in chunks: the whole text would double memory
-            out.write((b"\n" if start == 0 else b",\n")
-                      + b",\n".join(_encoded(row, 0) for row in rows[start:start + 1024]))
+        separator = b"\n"
+        for text in texts:
+            out.write(separator)
+            out.write(text)
+            separator = ROW_SEPARATOR
         out.write(b"\n]")
     out.write(b"\n}")
+
+
+# Between two rows of a `data` array as the snapshot writes it: one row per line.
+ROW_SEPARATOR = b",\n"
+
+
+def _row_texts(rows: list[Any]) -> Iterator[bytes]:
+    """The rows encoded, a chunk at a time: the whole text would double memory."""
+    for start in range(0, len(rows), 1024):
+        yield ROW_SEPARATOR.join(_encoded(row, 0) for row in rows[start:start + 1024])
+
+
+def encoded_row(row: Any) -> bytes:
+    """One row as the snapshot writes it, for a collector that encodes its rows itself."""
+    return _encoded(row, 0)
 
 
 def _encoded(value: Any, option: int) -> bytes:
@@ -509,13 +532,26 @@ def write_rows(folder: Path, name: str, rows: list[dict[str, Any]]) -> Path:
 
     The snapshot holds what Azure returned, so it is written owner-only.
     """
+    return _write_rows(folder, name, len(rows), rows, None)
+
+
+def write_row_texts(folder: Path, name: str, count: int,
+                    texts: Iterable[bytes | memoryview]) -> Path:
+    """`write_rows` for `count` rows already encoded (`encoded_row`), in order: each text one
+    row or several joined by ROW_SEPARATOR. The same bytes as `write_rows`."""
+    if not count:
+        return write_rows(folder, name, [])
+    return _write_rows(folder, name, count, [], texts)
+
+
+def _write_rows(folder: Path, name: str, count: int, rows: list[dict[str, Any]],
+                texts: Iterable[bytes | memoryview] | None) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     os.chmod(folder, 0o700)
     path = folder / f"{name}.json"
     write_json_atomic(
-        path,
-        {"count": len(rows), "data": rows, "skip_token": None, "total_records": len(rows)},
-        private=True,
+        path, {"count": count, "data": rows, "skip_token": None, "total_records": count},
+        private=True, texts=texts,
     )
     return path
 

@@ -38,7 +38,7 @@ from auditor.errors import InputError
 from auditor.normalize import environment_from_row
 from auditor.readers import as_dict, as_str, scope_fields
 from auditor.settings import AzureSettings, HistorySettings
-from auditor.snapshot import write_rows
+from auditor.snapshot import write_row_texts, write_rows
 
 LOG_ANALYTICS_FILE = "executions-log-analytics"
 EXECUTIONS_API_FILE = "executions-api"
@@ -350,12 +350,12 @@ def _caveats(logs: Sequence[WorkspaceResult], api: Sequence[JobResult]) -> list[
 
 def _account_logs(results: Sequence[WorkspaceResult], request: HistoryRequest, query: Query,
                   coverage: Coverage, folder: Path) -> None:
-    rows = sorted((row for w in results for row in w.rows), key=lambda r: str(r["id"]).lower())
-    write_rows(folder, LOG_ANALYTICS_FILE, rows)
+    rows = sum(len(w.ids) for w in results)
+    write_row_texts(folder, LOG_ANALYTICS_FILE, rows, log_analytics.merged_texts(results))
     for w in results:
         scope = f"Log Analytics workspace {w.workspace}"
         if w.windows:
-            coverage.reads.append(Read(scope, LOG_ANALYTICS_SOURCE, len(w.rows)))
+            coverage.reads.append(Read(scope, LOG_ANALYTICS_SOURCE, len(w.ids)))
         for failure in w.failures:
             coverage.gaps.append(Gap(scope, LOG_ANALYTICS_SOURCE, (
                 f"{failure.reason}; the execution history of {_jobs(w.jobs)} from "
@@ -374,7 +374,7 @@ def _account_logs(results: Sequence[WorkspaceResult], request: HistoryRequest, q
             "workspaces": len(results),
             "requests": sum(w.requests for w in results),
             "splits": sum(w.splits for w in results),
-            "rows": len(rows),
+            "rows": rows,
             "failed_workspaces": [w.workspace for w in results if w.failures],
         })
 

@@ -34,7 +34,7 @@ from auditor.coverage import Coverage
 from auditor.errors import InputError
 from auditor.normalize import normalize
 from auditor.settings import load_settings
-from auditor.snapshot import EXECUTIONS, read_snapshot
+from auditor.snapshot import EXECUTIONS, encoded_row, read_snapshot, write_row_texts, write_rows
 from tests.azure_server import (
     EXECUTION_COLUMNS,
     RESULT_TOO_LARGE,
@@ -639,3 +639,69 @@ def test_two_executions_with_one_id_keep_the_order_of_their_logged_keys(reverse:
     assert [r["id"] for r in result.rows] == [f"{X}/executions/e/executions/e1"] * 2
     assert [r["properties"]["startTime"] for r in result.rows] == [
         "2025-05-10T02:00:00+00:00", "2025-05-10T03:00:00+00:00"]
+
+
+# --- the rows as the snapshot writes them ------------------------------------------------------
+
+START = datetime(2025, 5, 10, 2, 0, 1, 123456, tzinfo=UTC)
+END = datetime(2025, 5, 10, 2, 7, 44, tzinfo=UTC)
+
+
+def _record(name: str = "nightly-1", **fields: Any) -> log_analytics.ExecutionRecord:
+    values: dict[str, Any] = {"job": "nightly", "environment": "env", "name": name,
+                              "start": START, "end": END, "status": "Succeeded",
+                              "reason": "Completed", "events": 4,
+                              "reasons": ["Completed", "SuccessfulCreate"]}
+    return log_analytics.ExecutionRecord(**{**values, **fields})
+
+
+@pytest.mark.parametrize("record", [
+    _record(),
+    _record(start_text="2025-05-10T02:00:01.123456+00:00", end_text="2025-05-10T02:07:44+00:00"),
+    _record(status="Running", end=None, reason=""),
+    _record(start=None, end=None, status="Unknown", reasons=[]),
+    _record('quote " backslash \\ tab \t newline \n bell \x07 del \x7f'),
+    _record("ünïcødé-名前-🙂", reasons=["Ä", "b\u2028c"]),
+    _record("lone \ud800 surrogate"),  # orjson refuses it: the json module writes the row
+    _record(events=2**70),  # beyond 64 bits: the json module too
+], ids=["plain", "texts-cut-from-cells", "running", "no-times", "escapes", "unicode",
+        "lone-surrogate", "huge-count"])
+@pytest.mark.parametrize("group", ["rg", None])
+def test_a_records_text_is_the_snapshot_encoding_of_its_row(
+        record: log_analytics.ExecutionRecord, group: str | None) -> None:
+    job = log_analytics.HistoryJob(f"{X}-\"q\"", "x", "s", group, "env")
+
+    text = record.text(job, "ws-Ü")
+
+    assert text == encoded_row(record.row(job, "ws-Ü"))
+    assert json.loads(text) == record.row(job, "ws-Ü")
+
+
+def _encoded_result(workspace: str, names: list[str]) -> log_analytics.WorkspaceResult:
+    result = log_analytics.WorkspaceResult(workspace, [NIGHTLY])
+    for name in names:
+        result.add(_record(name))
+    log_analytics._encode(result)
+    return result
+
+
+def test_every_workspaces_rows_are_written_in_id_order_as_sorting_them_all_would(
+        tmp_path: Path) -> None:
+    # Interleaved ids, one id in two workspaces (kept in workspace order), a workspace with
+    # nothing, runs of several rows from one workspace.
+    results = [_encoded_result("ws-1", ["b", "d", "e", "f", "k"]),
+               _encoded_result("ws-2", []),
+               _encoded_result("ws-3", ["a", "c", "d", "g", "h", "i", "z"]),
+               _encoded_result("ws-4", ["d", "j"])]
+    rows = [row for result in results for row in result.rows]
+    assert len(rows) == 14 and [r["name"] for r in results[0].rows] == ["b", "d", "e", "f", "k"]
+
+    write_rows(tmp_path / "sorted", "x", sorted(rows, key=lambda r: str(r["id"]).lower()))
+    write_row_texts(tmp_path / "merged", "x", len(rows), log_analytics.merged_texts(results))
+
+    written = (tmp_path / "merged" / "x.json").read_bytes()
+    assert written == (tmp_path / "sorted" / "x.json").read_bytes()
+    data = json.loads(written)["data"]
+    assert [r["name"] for r in data] == list("abcddd") + list("efghijkz")
+    assert [r["logAnalytics"]["workspace"] for r in data if r["name"] == "d"] == [
+        "ws-1", "ws-3", "ws-4"]
