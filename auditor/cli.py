@@ -171,7 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _report_processes(command: argparse.ArgumentParser) -> None:
     command.add_argument("--report-processes", type=int, metavar="N", choices=(1, 2),
                          help="write the reports in 2 processes (the default when 2 CPUs are "
-                              "available: faster, about half as much memory again) or 1")
+                              "available: faster, the cost export written while the checks "
+                              "run; about half as much memory again) or 1")
 
 
 def _shard(text: str) -> Any:
