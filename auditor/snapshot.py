@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import multiprocessing
 import os
 import re
 import tempfile
@@ -19,7 +18,6 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -27,7 +25,7 @@ import orjson
 
 from auditor.coverage import Coverage, Gap, Read
 from auditor.errors import InputError
-from auditor.forking import as_forked_helper, available_processes
+from auditor.forking import Forked, available_processes
 
 JOBS = "microsoft.app/jobs"
 ENVIRONMENTS = "microsoft.app/managedenvironments"
@@ -235,14 +233,9 @@ class _OtherPart:
     its own and sent back (records pickle as their fields), with the text after the rows."""
 
     def __init__(self, path: Path, name: str, snapshot: RawSnapshot, split: int) -> None:
-        context = multiprocessing.get_context("fork")
         self.split = split
-        self._receive, send = context.Pipe(duplex=False)
-        self._process = context.Process(
-            target=_read_part, args=(path, name, snapshot.convert, split, send),
-            name="auditor-snapshot-reader", daemon=True)
-        self._process.start()
-        send.close()
+        self._reader = Forked("auditor-snapshot-reader", _read_part, path, name,
+                              snapshot.convert, split)
 
     @classmethod
     def start(cls, path: Path, name: str, snapshot: RawSnapshot,
@@ -268,46 +261,36 @@ class _OtherPart:
 
     def add_into(self, snapshot: RawSnapshot) -> bytes:
         """Add what the other process read to `snapshot`; return the text after the rows.
-        ValueError when it found its part unreadable (the whole file is then read here)."""
+        ValueError when it could not read its part (the whole file is then read here)."""
         try:
-            answer = self._receive.recv()
-        except EOFError:
-            raise ValueError("the second reader ended without an answer") from None
-        if answer is None:
-            raise ValueError("the second reader's part is not in the layout")
-        items, records, other_types, tail = answer
+            items, records, other_types, tail = self._reader.result()
+        except Exception as e:  # not in the layout, damaged, or the reader died
+            raise ValueError(f"the second reader could not read its part: {e}") from None
         for kind, rows in items.items():
             snapshot.items.setdefault(kind, []).extend(rows)
         for kind, made in records.items():
             snapshot.records.setdefault(kind, []).extend(made)
         snapshot.other_types.update(other_types)
-        return bytes(tail)
+        return tail
 
     def stop(self) -> None:
         """End the other process (done, or no longer needed) and reap it."""
-        if self._process.is_alive():
-            self._process.terminate()
-        self._process.join()
-        self._receive.close()
+        self._reader.stop()
 
 
-def _read_part(path: Path, name: str, convert: Mapping[str, Convert], split: int,
-               send: Connection) -> None:
-    """In the forked process: the rows from `split` to the end of the rows, or None."""
-    as_forked_helper()
+_Part = tuple[dict[str, list[Any]], dict[str, list[Any]], dict[str, int], bytes]
+
+
+def _read_part(path: Path, name: str, convert: Mapping[str, Convert], split: int) -> _Part:
+    """In the forked process: the rows from `split` to the end of the rows, and the text after
+    them; ValueError when they are not in the layout (or truncated)."""
     part = RawSnapshot(convert=convert)
-    try:
-        with path.open("rb") as lines:
-            lines.seek(split)
-            tail = _add_rows(lines, name, part)
-        if tail is None:
-            raise ValueError("no end of the rows: truncated")
-    except (OSError, ValueError):
-        send.send(None)
-    else:
-        send.send((part.items, part.records, part.other_types, tail))
-    finally:
-        send.close()
+    with path.open("rb") as lines:
+        lines.seek(split)
+        tail = _add_rows(lines, name, part)
+    if tail is None:
+        raise ValueError("no end of the rows: truncated")
+    return part.items, part.records, part.other_types, bytes(tail)
 
 
 def _parsed_whole(path: Path) -> Any:

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import pickle
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -272,6 +275,24 @@ def test_a_damaged_row_in_either_part_gets_the_whole_file_error(
 
     assert splits and str(by_two.value) == str(by_one.value)
     assert f"invalid JSON at line {damaged + 4}" in str(by_two.value)
+
+
+def _killed(*args: Any) -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_second_reader_that_dies_leaves_the_file_to_this_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_rows(tmp_path, "executions", [_execution_row(n) for n in range(300)])
+    one = read_snapshot(tmp_path, convert=NORMALIZED_WHILE_READING)
+
+    splits = _read_by_two(monkeypatch, 0.5)
+    monkeypatch.setattr(snapshot, "_read_part", _killed)
+    two = read_snapshot(tmp_path, convert=NORMALIZED_WHILE_READING)
+
+    assert splits and two.records[EXECUTIONS] == one.records[EXECUTIONS]
+    assert two.coverage.reads == one.coverage.reads
+    assert not multiprocessing.active_children()
 
 
 def test_rows_that_are_not_converted_are_read_by_one_process(

@@ -14,12 +14,12 @@ import pytest
 
 import auditor.scan
 import reports
+from auditor.forking import ForkedFailed
 from auditor.results import ScanReport
 from auditor.scan import ScanRequest, run_scan
 from auditor.settings import load_settings
 from reports.finops import PricedEstate
 from reports.manifest import file_entries
-from reports.workers import WorkerFailed
 
 MakeReport = Callable[..., ScanReport]
 
@@ -93,7 +93,7 @@ def test_the_workers_error_is_raised_by_the_scan(make_report: MakeReport, folder
 def test_a_worker_that_dies_fails_the_scan(make_report: MakeReport, folder: Path,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(reports, "SECOND", (_killed,))
-    with pytest.raises(WorkerFailed, match="exit code -9"):
+    with pytest.raises(ForkedFailed, match=r"report-writer process ended .* \(exit code -9\)"):
         reports.write_all(make_report(), folder, processes=2)
     assert not (folder / "manifest.json").exists()
 
