@@ -26,8 +26,8 @@ from reports.workers import Worker, Writer, write_each
 # while the scan runs its checks (`start_early`); then a second worker writes SECOND while the
 # scan writes FIRST. With one CPU the scan writes them all, FIRST, SECOND, then EARLY.
 EARLY: tuple[Writer[Priced], ...] = (write_focus,)
-FIRST: tuple[Writer[ScanReport], ...] = (write_findings_json, write_workbook, write_csv)
-SECOND: tuple[Writer[ScanReport], ...] = (write_html, write_sarif, write_markdown,
+FIRST: tuple[Writer[ScanReport], ...] = (write_findings_json, write_workbook)
+SECOND: tuple[Writer[ScanReport], ...] = (write_html, write_sarif, write_markdown, write_csv,
                                           write_owner_reports)
 
 

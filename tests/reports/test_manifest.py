@@ -23,8 +23,8 @@ def test_write_all_writes_every_report_then_the_manifest(make_report: MakeReport
                                                              folder: Path) -> None:
     written = reports.write_all(make_report(), folder)
     assert [p.name for p in written if p.parent.name != "owners"] == [
-        "findings.json", "report.xlsx", "findings.csv", "report.html", "findings.sarif",
-        "report.md", "cost.csv", "cost.parquet", "manifest.json"]
+        "findings.json", "report.xlsx", "report.html", "findings.sarif", "report.md",
+        "findings.csv", "cost.csv", "cost.parquet", "manifest.json"]
     assert {p.name for p in written if p.parent.name == "owners"} == {
         p.name for p in (folder / "owners").iterdir()}
     assert not [p for p in folder.rglob(".*")]  # no temporary files left behind
