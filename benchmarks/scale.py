@@ -71,6 +71,7 @@ class Result:
     worker_rss_mib: float = 0.0  # the report worker's, pages shared with the scan included
     peak_pss_mib: float = 0.0  # the memory the two used together at their peak (sampled)
     peak_stage: str = ""  # the stage the peak was sampled in
+    peak_processes: int = 0  # the scan and its workers at the peak
     graph_requests: int = 0
     graph_refused: int = 0
     graph_span: float = 0.0
@@ -218,7 +219,7 @@ class MemorySampler(threading.Thread):
     def __init__(self, pid: int, interval: float = 0.1, pss_interval: float = 1.0) -> None:
         super().__init__(daemon=True)
         self.pid, self.interval, self.pss_interval = pid, interval, pss_interval
-        self.peak_kib = 0
+        self.peak_kib = self.peak_processes = 0
         self.peak_at = self.stopped_at = 0.0  # seconds since sampling started
         self._done = threading.Event()
         self._began = time.perf_counter()
@@ -233,7 +234,7 @@ class MemorySampler(threading.Thread):
             read_at = now
             pss = sum(map(_pss_kib, pids))
             if pss > self.peak_kib:
-                self.peak_kib, self.peak_at = pss, now
+                self.peak_kib, self.peak_at, self.peak_processes = pss, now, len(pids)
 
     def stop(self) -> float:
         self._done.set()
@@ -316,6 +317,7 @@ def run(spec: Spec, *, latency: float, keep: Path | None,
     result.exit_code = figures["exit_code"]
     result.wall, result.stages = figures["wall"], figures["stages"]
     result.peak_stage = memory.stage_of_peak(result.stages)
+    result.peak_processes = memory.peak_processes
     result.peak_rss_mib = figures["peak_rss_mib"]
     result.worker_rss_mib = figures["worker_rss_mib"]
     result.graph_requests, result.graph_refused = served["graph_requests"], served["graph_refused"]
@@ -383,8 +385,10 @@ def report(result: Result) -> str:
         f"{result.graph_floor / result.graph_span if result.graph_span else 0:.2f})",
         *(f"  {stage:<23} {seconds:8.1f} s" for stage, seconds in s.items()),
         f"normalize+evaluate+report {offline:8.1f} s",
-        f"peak memory (PSS)         {result.peak_pss_mib:8.0f} MiB   (in {result.peak_stage}; "
-        f"scan and report worker together; peak RSS: scan {result.peak_rss_mib:.0f} MiB, worker "
+        f"peak memory (PSS)         {result.peak_pss_mib:8.0f} MiB   (in {result.peak_stage}, "
+        f"{result.peak_processes} processes; "
+        f"the scan and its workers together; peak RSS: scan {result.peak_rss_mib:.0f} MiB, largest "
+        f"worker "
         f"{result.worker_rss_mib:.0f} MiB counting the pages it shares with the scan)",
         "outputs: " + ", ".join(f"{name} {_mib(size)}" for name, size in result.outputs.items()),
     ]

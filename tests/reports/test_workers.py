@@ -127,9 +127,38 @@ def test_the_early_workers_error_is_raised_by_the_scan(make_report: MakeReport, 
     assert early is not None
     with pytest.raises(OSError, match="No space left"):
         reports.write_all(report, folder, processes=2, early=early)
-    assert (folder / "report.html").exists()  # the other reports were written meanwhile
+    assert (folder / "findings.json").exists()  # written while the early worker ended
+    assert not (folder / "report.html").exists()  # the second worker was never started
     assert not (folder / "manifest.json").exists()
     assert not multiprocessing.active_children()
+
+
+def test_the_second_worker_starts_once_the_early_one_is_done(make_report: MakeReport,
+                                                             folder: Path,
+                                                             monkeypatch: pytest.MonkeyPatch
+                                                             ) -> None:
+    """Never three processes at once: each would hold its own copy of the pages it touches."""
+    def early_writer(report: object, folder: Path) -> Path:
+        time.sleep(0.5)  # still writing when the scan's reports begin
+        return _touched(folder / "early.done")
+
+    def second_writer(report: ScanReport, folder: Path) -> Path:
+        saw = "saw" if (folder / "early.done").exists() else "missed"
+        return _touched(folder / f"second-{saw}-early")
+
+    monkeypatch.setattr(reports, "EARLY", (early_writer,))
+    monkeypatch.setattr(reports, "SECOND", (second_writer,))
+    report = make_report()
+
+    written = reports.write_all(report, folder, processes=2, early=_early(report, folder))
+
+    assert [p.name for p in written] == ["findings.json", "report.xlsx", "second-saw-early",
+                                         "early.done", "manifest.json"]
+
+
+def _touched(path: Path) -> Path:
+    path.touch()
+    return path
 
 
 def test_a_scan_failing_in_its_checks_stops_the_early_worker(tmp_path: Path,
