@@ -350,8 +350,8 @@ def _caveats(logs: Sequence[WorkspaceResult], api: Sequence[JobResult]) -> list[
 
 def _account_logs(results: Sequence[WorkspaceResult], request: HistoryRequest, query: Query,
                   coverage: Coverage, folder: Path) -> None:
-    rows = sum(len(w.ids) for w in results)
-    write_row_texts(folder, LOG_ANALYTICS_FILE, rows, log_analytics.merged_texts(results))
+    count = sum(len(w.ids) for w in results)
+    write_row_texts(folder, LOG_ANALYTICS_FILE, count, log_analytics.merged_texts(results))
     for w in results:
         scope = f"Log Analytics workspace {w.workspace}"
         if w.windows:
@@ -374,7 +374,7 @@ def _account_logs(results: Sequence[WorkspaceResult], request: HistoryRequest, q
             "workspaces": len(results),
             "requests": sum(w.requests for w in results),
             "splits": sum(w.splits for w in results),
-            "rows": rows,
+            "rows": count,
             "failed_workspaces": [w.workspace for w in results if w.failures],
         })
 

@@ -31,6 +31,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from heapq import heapify, heappop, heappush
 from importlib.resources import files
 from itertools import accumulate
 from operator import itemgetter
@@ -446,12 +447,12 @@ class WorkspaceResult:
     @property
     def rows(self) -> list[dict[str, Any]]:
         """The executions as snapshot rows, decoded."""
-        return [orjson.loads(self.text_of(i)) for i in range(len(self.ids))]
+        return [orjson.loads(self.span(i, i + 1)) for i in range(len(self.ids))]
 
-    def text_of(self, row: int) -> memoryview:
-        """The text of one row."""
-        end = self.starts[row + 1] - len(ROW_SEPARATOR) if row + 1 < len(self.starts) else None
-        return memoryview(self.texts)[self.starts[row]:end]
+    def span(self, first: int, end: int) -> memoryview:
+        """The text of rows `first` to `end` (excluded), joined by ROW_SEPARATOR."""
+        stop = self.starts[end] - len(ROW_SEPARATOR) if end < len(self.starts) else None
+        return memoryview(self.texts)[self.starts[first]:stop]
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -651,22 +652,18 @@ def merged_texts(results: Sequence[WorkspaceResult]) -> Iterator[memoryview]:
     """Every workspace's rows in id order, as `sorted` orders them all by id (a tie in
     workspace order): a run of one workspace's rows at a time (each workspace's are in id
     order already, and the workspaces of a large estate hold runs of subscriptions)."""
-    at = [0] * len(results)
-    while True:
-        heads = [(r.ids[at[n]], n) for n, r in enumerate(results) if at[n] < len(r.ids)]
-        if not heads:
-            return
-        (_, first), *rest = sorted(heads)
-        ids, start = results[first].ids, at[first]
-        if rest:
-            bound, other = rest[0]
-            end = (bisect_right if first < other else bisect_left)(ids, bound, start)
-        else:
-            end = len(ids)
-        texts = memoryview(results[first].texts)
-        stop = results[first].starts[end] - len(ROW_SEPARATOR) if end < len(ids) else None
-        yield texts[results[first].starts[start]:stop]
-        at[first] = end
+    heads = [(r.ids[0], n, 0) for n, r in enumerate(results) if r.ids]  # (id, workspace, row)
+    heapify(heads)
+    while heads:
+        _, n, first = heappop(heads)
+        ids = results[n].ids
+        end = len(ids)
+        if heads:  # up to the next workspace's row: after it when that workspace comes first
+            bound, other, _ = heads[0]
+            end = (bisect_right if n < other else bisect_left)(ids, bound, first)
+        yield results[n].span(first, end)
+        if end < len(ids):
+            heappush(heads, (ids[end], n, end))
 
 
 class _Owners:
