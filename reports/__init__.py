@@ -78,14 +78,14 @@ def _in_two_processes(report: ScanReport, folder: Path,
     first of FIRST: three processes at once would each hold their own copy of the pages of the
     scan they touch (a 20,000-job scan's peak passed 2 GiB that way), and two CPUs run only two.
     """
-    ours = list(FIRST)
+    ours = FIRST
     written: list[Path] = []
     costs: list[Path] = []
     hashed: Digests = {}
     if early is not None:
-        written = write_each(ours[:1], report, folder)
+        written = write_each(FIRST[:1], report, folder)
         costs, hashed = early.result()
-        del ours[:1]
+        ours = FIRST[1:]
     gc.freeze()
     try:
         worker = Worker(SECOND if early is not None else (*SECOND, *EARLY), report, folder)
