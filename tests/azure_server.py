@@ -750,15 +750,20 @@ class FakeAz:
         })
         reply = (f"cat <<'JSON'\n{answer}\nJSON\n" if logged_in else
                  "echo \"ERROR: Please run 'az login' to setup account.\" >&2\nexit 1\n")
+        # Written aside and renamed into place: a token rotated mid-scan rewrites the script
+        # while other threads of the scan may be running it, and a script rewritten in place
+        # is then half-written or busy ("Failed to execute").
         script = self.folder / "az"
-        script.write_text(
+        written = self.folder / f".az.{os.getpid()}.{threading.get_ident()}.tmp"
+        written.write_text(
             "#!/bin/sh\n"
             f"for a in \"$@\"; do printf '%s\\t' \"$a\"; done >> '{self.log}'\n"
             f"printf '\\n' >> '{self.log}'\n"
             'if [ "$1 $2" != "account get-access-token" ]; then\n'
             '  echo "fake az: unsupported command: $*" >&2; exit 2\nfi\n'
             + reply)
-        script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+        written.chmod(written.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+        os.replace(written, script)
 
     def calls(self) -> list[list[str]]:
         if not self.log.exists():
