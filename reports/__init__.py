@@ -8,7 +8,7 @@ from pathlib import Path
 from auditor.forking import available_processes
 from auditor.results import ScanReport
 from reports.csv_report import write_csv
-from reports.finops import Priced
+from reports.finops import Priced, health
 from reports.finops import PricedEstate as PricedEstate  # what scan passes to start_early
 from reports.focus import write_focus
 from reports.html_report import write_html
@@ -101,7 +101,9 @@ def _in_two_processes(report: ScanReport, folder: Path,
 
 
 def _derive_shared(report: ScanReport) -> None:
-    """Work out what several writers read (the findings, their records, the check counts)
+    """Work out what several writers read (the findings, their records, the check counts, the
+    executions' health per job: report.md and the workbook are written by different processes)
     once, before a worker forks, so the two processes do not each derive it."""
     report.check_counts()
     next(finding_records(report), None)
+    health(report)

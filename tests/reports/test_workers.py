@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import os
 import signal
@@ -186,3 +187,26 @@ def test_a_scan_failing_in_its_checks_stops_the_early_worker(tmp_path: Path,
     assert started.exists(), "the early worker had started"
     assert not multiprocessing.active_children()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["early-started"]  # nothing staged
+
+
+def test_what_both_processes_read_is_derived_once_before_the_fork(
+        sample_report: ScanReport, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The executions' health per job is read by report.md (the worker) and the workbook (the
+    scan): worked out once, before the worker forks."""
+    from reports import finops
+
+    calls = tmp_path / "health-calls"
+    derive = finops._health
+
+    def counted(of: ScanReport) -> list[finops.Health]:
+        if of is report:  # not the owners' reports, each over its own jobs
+            with calls.open("a") as log:
+                log.write(f"{os.getpid()}\n")
+        return derive(of)
+
+    monkeypatch.setattr(finops, "_health", counted)
+    report = dataclasses.replace(sample_report)  # a fresh memo
+
+    reports.write_all(report, _staging(tmp_path, "out"), processes=2)
+
+    assert calls.read_text().splitlines() == [str(os.getpid())]
